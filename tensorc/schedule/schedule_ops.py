@@ -1,0 +1,176 @@
+"""Build the loop program of a schedule: one loop nest per stage, attached where scheduled.
+
+The result still speaks of tensors (ProducerRealize / ProducerStore / ProducerLoad with absolute
+indices); storage flattening turns it into flat buffers afterwards.
+"""
+from ..ir import stmt as S
+from ..ir.expr import IntImm, ProducerLoad, Range, Var
+from ..ir.functor import IRMutator, free_vars, substitute
+from ..ir.op import const
+from ..ir.stmt import seq
+from .bound import infer_bounds
+from .stage import ScheduleError
+
+_KIND = {"vectorize": "vectorized", "unroll": "unrolled", "parallel": "parallel",
+         "bind": "thread_binding"}
+
+
+class _Inline(IRMutator):
+    """Replace reads of inlined stages by their bodies, and every tensor by its stage's tensor."""
+
+    def __init__(self, sch, bodies):
+        self.sch, self.bodies = sch, bodies
+
+    def visit_ProducerLoad(self, ld):
+        ld = self.generic(ld)
+        st = self.sch[ld.producer]
+        if st.attach_type == "inline":
+            vmap = {iv.var: i for iv, i in zip(st.op.axis, ld.indices)}
+            return substitute(self.bodies[st], vmap)
+        out = st.op.output(0)
+        return ld if ld.producer is out else ProducerLoad(ld.dtype, out, ld.indices)
+
+
+def inline_bodies(sch):
+    """Each computed stage's body with inlined producers substituted in (in dependency order)."""
+    bodies = {}
+    for st in sch.stages:
+        if not st.is_placeholder:
+            bodies[st] = _Inline(sch, bodies).visit(st.op.body)
+    return bodies
+
+
+def schedule_ops(sch):
+    """The whole program as one statement, plus the stage bounds used to build it."""
+    bodies = inline_bodies(sch)
+    bounds = infer_bounds(sch, bodies)
+    attached = {}
+    for st in sch.stages:
+        if st.attach_type == "scope":
+            attached.setdefault((st.attach_stage, st.attach_ivar), []).append(st)
+    builder = _NestBuilder(sch, bodies, bounds, attached)
+    roots = [st for st in sch.stages if not st.is_placeholder and st.attach_type == "root"]
+    body = seq(*[builder.stage_nest(st) for st in roots])
+    for st in reversed(roots):
+        if not st.is_output:
+            body = _realize(st, bounds[st], body)
+    return body, bounds
+
+
+def _realize(st, b, body):
+    out = st.op.output(0)
+    rng = tuple(Range(b.root_min[iv], const(b.ext[iv])) for iv in st.op.axis)
+    return S.ProducerRealize(out, rng, body, st.scope)
+
+
+class _NestBuilder:
+    def __init__(self, sch, bodies, bounds, attached):
+        self.sch, self.bodies, self.bounds, self.attached = sch, bodies, bounds, attached
+
+    def stage_nest(self, st):
+        b = self.bounds[st]
+        op = st.op
+        leaves = st.leaf_iter_vars
+        out = op.output(0)
+        vals = {iv.var: b.root_value[iv] for iv in b.root_value}
+        idx = tuple(b.root_value[iv] for iv in op.axis)
+        conds = list(b.split_conds) + self._domain_conds(st, b)
+        body = self.bodies[st]
+        reduce_pos = next((k for k, iv in enumerate(leaves) if iv.iter_type == "reduce"), None)
+        if op.reduce_axis:
+            red = substitute(body, vals)
+            update = S.ProducerStore(out, red.combiner.combine(ProducerLoad(out.dtype, out, idx),
+                                                               red.source), idx)
+            if not _is_true(red.condition):
+                update = S.IfThenElse(red.condition, update)
+            init = S.ProducerStore(out, red.combiner.identity(out.dtype), idx)
+        else:
+            update, init = S.ProducerStore(out, substitute(body, vals), idx), None
+        reduce_vars = {iv.var for iv in leaves if iv.iter_type == "reduce"}
+        spatial_conds = [c for c in conds if not (free_vars(c) & reduce_vars)]
+        nest = self._loops(st, leaves, update, conds)
+        if init is not None:
+            init_nest = self._init_nest(st, leaves[reduce_pos:], init, spatial_conds)
+            nest = self._insert_init(st, leaves, reduce_pos, nest, init_nest)
+        return S.AttrStmt(out, "produce", None, nest)
+
+    def _domain_conds(self, st, b):
+        """Points outside the tensor, computed only because a consumer's region overhangs."""
+        if st.attach_type != "scope":
+            return []
+        conds = []
+        for iv, n in zip(st.op.axis, st.op.shape):
+            v = b.root_value[iv]
+            conds += [v >= 0, v < n]
+        return conds
+
+    def _loops(self, st, leaves, body, conds, attach=True):
+        """Wrap body in the stage's loops (innermost first), guards at their innermost depth."""
+        depth = {iv.var: k for k, iv in enumerate(leaves)}
+        by_depth = {}
+        for c in conds:
+            d = max((depth[v] for v in free_vars(c) if v in depth), default=-1)
+            by_depth.setdefault(d, []).append(c)
+        for k in range(len(leaves) - 1, -2, -1):
+            for c in by_depth.get(k, ()):
+                body = S.IfThenElse(c, body)
+            if k < 0:
+                break
+            iv = leaves[k]
+            if attach:
+                body = self._attach(st, iv, body)
+            body = self._for(st, iv, body)
+        return body
+
+    def _for(self, st, iv, body, var=None):
+        kind, thread = st.iter_var_attrs.get(iv, ("serial", None))
+        n = self.bounds[st].ext[iv]
+        if kind == "bind" and thread.dom is not None and int(thread.dom.extent.value) != n:
+            raise ScheduleError(f"stage {st.name!r}: axis {iv.var.name!r} has extent {n} but "
+                                f"is bound to {thread.thread_tag} of extent "
+                                f"{thread.dom.extent}")
+        return S.For(iv.var if var is None else var, const(0), const(n), _KIND.get(kind, kind), body,
+                     thread.thread_tag if thread is not None else "")
+
+    def _attach(self, st, iv, body):
+        stages = self.attached.get((st, iv), [])
+        if not stages:
+            return body
+        body = seq(*[self.stage_nest(p) for p in stages], body)
+        for p in reversed(stages):
+            body = _realize(p, self.bounds[p], body)
+        return body
+
+    def _init_nest(self, st, inner, init, spatial_conds):
+        """Loops over the spatial axes that lie inside the first reduction loop, around init."""
+        loops = [iv for iv in inner if iv.iter_type != "reduce"]
+        fresh = {iv.var: Var(iv.var.name + ".init") for iv in loops}
+        depth = {fresh[iv.var]: k for k, iv in enumerate(loops)}
+        by_depth = {}
+        for c in spatial_conds:
+            c = substitute(c, fresh)
+            used = [depth[v] for v in free_vars(c) if v in depth]
+            if used:
+                by_depth.setdefault(max(used), []).append(c)
+        body = substitute(init, fresh)
+        for k in range(len(loops) - 1, -1, -1):
+            for c in by_depth.get(k, ()):
+                body = S.IfThenElse(c, body)
+            body = self._for(st, loops[k], body, var=fresh[loops[k].var])
+        return body
+
+    def _insert_init(self, st, leaves, reduce_pos, nest, init_nest):
+        """Place init just before the loop of the first reduction axis."""
+        target = leaves[reduce_pos].var
+
+        class Put(IRMutator):
+            def visit_For(self, f):
+                if f.loop_var is target:
+                    return seq(init_nest, f)
+                return self.generic(f)
+        return Put().visit(nest)
+
+
+def _is_true(c):
+    return isinstance(c, IntImm) and c.value == 1
+

@@ -1,0 +1,130 @@
+"""Vectorization: a loop marked "vectorized" becomes one statement over vector lanes.
+
+The loop variable becomes the vector [0, 1, ..., n-1]; every expression that depends on it
+becomes a vector of n lanes, and the rest stay scalar and are broadcast where they meet
+vectors. Accesses whose index is affine in the loop variable become Ramp (contiguous when the
+stride is 1) loads and stores; others become gathers and scatters. Where the body cannot be
+expressed on vectors (a condition, an allocation or a lazy select that depends on the lane, a
+store whose address does not) the loop stays a scalar loop, which is correct and lets LLVM try.
+"""
+from ..arith import simplify
+from ..ir import dtype as dt
+from ..ir import expr as E
+from ..ir import stmt as S
+from ..ir.functor import IRMutator, IRVisitor, free_vars, substitute
+from ..ir.op import const
+
+
+class _NotVectorizable(Exception):
+    pass
+
+
+def _uses(node, var):
+    return var in free_vars(node)
+
+
+def _has_load(e):
+    found = []
+
+    class V(IRVisitor):
+        def visit_Load(self, ld):
+            found.append(ld)
+    V().visit(e)
+    return bool(found)
+
+
+class _Vectorizer:
+    def __init__(self, var, lanes):
+        self.var, self.lanes = var, lanes
+
+    def widen(self, e):
+        """Broadcast a scalar expression to the vector width."""
+        if dt.lanes(e.dtype) == self.lanes:
+            return e
+        return E.Broadcast(dt.with_lanes(e.dtype, self.lanes), e, self.lanes)
+
+    def index(self, idx):
+        """A vector index: a Ramp when affine in the loop variable, else a general vector."""
+        base = simplify(substitute(idx, {self.var: const(0, self.var.dtype)}))
+        one = simplify(substitute(idx, {self.var: const(1, self.var.dtype)}))
+        stride = simplify(one - base)
+        if isinstance(stride, E.IntImm):
+            affine = simplify(idx - (base + self.var * stride))
+            if isinstance(affine, E.IntImm) and affine.value == 0:
+                return E.Ramp(dt.with_lanes(idx.dtype, self.lanes), base, stride, self.lanes)
+        return self.expr(idx)
+
+    def expr(self, e):
+        if not _uses(e, self.var):
+            return e
+        t = type(e)
+        n = self.lanes
+        if t is E.Var:
+            return E.Ramp(dt.with_lanes(e.dtype, n), const(0, e.dtype), const(1, e.dtype), n)
+        if isinstance(e, E.BinaryOp):
+            a, b = self.widen(self.expr(e.a)), self.widen(self.expr(e.b))
+            return t(dt.with_lanes(e.dtype, n), a, b)
+        if t is E.Not:
+            return E.Not(dt.with_lanes(e.dtype, n), self.expr(e.a))
+        if t is E.Cast:
+            return E.Cast(dt.with_lanes(e.dtype, n), self.widen(self.expr(e.value)))
+        if t is E.Call:
+            args = tuple(self.widen(self.expr(a)) for a in e.args)
+            return E.Call(dt.with_lanes(e.dtype, n), e.name, args)
+        if t is E.Select:
+            if _uses(e.cond, self.var) and (_has_load(e.true_value) or
+                                            _has_load(e.false_value)):
+                raise _NotVectorizable("lazy select with a lane-dependent condition")
+            return E.Select(dt.with_lanes(e.dtype, n), self.widen(self.expr(e.cond)),
+                            self.widen(self.expr(e.true_value)),
+                            self.widen(self.expr(e.false_value)))
+        if t is E.Load:
+            return E.Load(dt.with_lanes(e.dtype, n), e.buffer, self.index(e.index))
+        if t is E.Let:
+            raise _NotVectorizable("let binding")
+        raise _NotVectorizable(f"{t.__name__} in a vectorized loop")
+
+    def stmt(self, s):
+        t = type(s)
+        if t is S.Store:
+            if not _uses(s.index, self.var):
+                if _uses(s.value, self.var):
+                    raise _NotVectorizable("store to a lane-independent address")
+                return s
+            return S.Store(s.buffer, self.widen(self.expr(s.value)), self.index(s.index))
+        if t is S.SeqStmt:
+            return S.seq(*[self.stmt(x) for x in s.seq])
+        if t is S.For:
+            if _uses(s.min, self.var) or _uses(s.extent, self.var):
+                raise _NotVectorizable("inner loop bounds depend on the lane")
+            return S.For(s.loop_var, s.min, s.extent, s.kind, self.stmt(s.body), s.thread_tag)
+        if t is S.IfThenElse:
+            if _uses(s.cond, self.var):
+                raise _NotVectorizable("condition depends on the lane")
+            return S.IfThenElse(s.cond, self.stmt(s.then_case),
+                                None if s.else_case is None else self.stmt(s.else_case))
+        if t is S.AttrStmt:
+            return S.AttrStmt(s.node, s.key, s.value, self.stmt(s.body))
+        if t is S.Evaluate:
+            return s
+        raise _NotVectorizable(f"{t.__name__} in a vectorized loop")
+
+
+class _Vectorize(IRMutator):
+    def visit_For(self, f):
+        f = self.generic(f)
+        if f.kind != "vectorized":
+            return f
+        serial = S.For(f.loop_var, f.min, f.extent, "serial", f.body)
+        if not isinstance(f.extent, E.IntImm) or f.extent.value < 2:
+            return serial
+        body = substitute(f.body, {f.loop_var: f.loop_var + f.min}) \
+            if not (isinstance(f.min, E.IntImm) and f.min.value == 0) else f.body
+        try:
+            return _Vectorizer(f.loop_var, f.extent.value).stmt(body)
+        except _NotVectorizable:
+            return serial
+
+
+def vectorize_loops(func):
+    return func.with_body(_Vectorize().visit(func.body))
