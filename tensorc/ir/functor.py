@@ -55,11 +55,21 @@ class IRMutator:
 
 
 class IRVisitor:
-    """Read-only walk: override ``visit_<NodeClass>`` and call ``self.generic`` to go deeper."""
+    """Read-only walk: override ``visit_<NodeClass>`` and call ``self.generic`` to go deeper.
+
+    Each expression node is visited once even when it is shared (a DAG built by reusing a
+    Python variable would otherwise cost exponential time); statements are visited every time
+    they occur, since their context (enclosing loops) can differ.
+    """
 
     def visit(self, node):
         if node is None:
             return
+        if isinstance(node, Expr):
+            seen = self.__dict__.setdefault("_seen", set())
+            if id(node) in seen:
+                return
+            seen.add(id(node))
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is not None:
             method(node)
@@ -80,10 +90,14 @@ class IRVisitor:
 def post_order_visit(node, fn):
     """Call fn on every IR node under node, children first."""
 
+    seen = set()
+
     class _V(IRVisitor):
         def visit(self, n):
-            if n is None:
+            if n is None or id(n) in seen:
                 return
+            if isinstance(n, Expr):
+                seen.add(id(n))
             self.generic(n)
             fn(n)
 

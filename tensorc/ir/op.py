@@ -6,6 +6,8 @@ TVM and numpy's scalar rules treat them, so a literal never silently widens a co
 import math
 import operator
 
+import numpy as np
+
 from . import dtype as dt
 from .expr import (Add, And, Broadcast, Cast, Div, EQ, Expr, FloatImm, FloorDiv, FloorMod, GE, GT,
                    IntImm, IterVar, LE, LT, Max, Min, Mul, NE, Not, Or, Select, Sub)
@@ -27,7 +29,13 @@ def const(value, dtype=None):
         return FloatImm(dtype, float(value))
     if dt.is_bool(dtype):
         return IntImm(dtype, int(bool(value)))
-    return IntImm(dtype, int(value))
+    value = int(value)
+    if dtype != "handle":
+        info = np.iinfo(dt.to_numpy(dtype))
+        if not info.min <= value <= info.max:
+            raise OverflowError(f"constant {value} does not fit {dtype} "
+                                f"[{info.min}, {info.max}]; cast the other operand first")
+    return IntImm(dtype, value)
 
 
 def convert(x, like=None):
@@ -36,8 +44,8 @@ def convert(x, like=None):
         return x
     if isinstance(x, IterVar):
         return x.var
-    if isinstance(x, (bool, int, float)) or hasattr(x, "dtype") and not hasattr(x, "op"):
-        if hasattr(x, "item"):
+    if isinstance(x, (bool, int, float, np.generic)):
+        if isinstance(x, np.generic):
             x = x.item()
         if like is not None:
             target = like.dtype
@@ -59,6 +67,14 @@ def _binary_operands(a, b):
         b = convert(b, like=a)
     t = dt.promote(a.dtype, b.dtype)
     return _to(a, t), _to(b, t), t
+
+
+def _arith_operands(name, a, b):
+    a, b, t = _binary_operands(a, b)
+    if dt.is_bool(t):
+        raise TypeError(f"{name} on bool values {a} and {b}: cast to a number first, or use "
+                        "& | ~ for logic")
+    return a, b, t
 
 
 def _to(e, t):
@@ -104,7 +120,7 @@ def _wrap_int(v, dtype):
 
 
 def add(a, b):
-    a, b, t = _binary_operands(a, b)
+    a, b, t = _arith_operands("+", a, b)
     if is_const(b, 0):
         return a
     if is_const(a, 0):
@@ -113,14 +129,14 @@ def add(a, b):
 
 
 def sub(a, b):
-    a, b, t = _binary_operands(a, b)
+    a, b, t = _arith_operands("-", a, b)
     if is_const(b, 0):
         return a
     return _make(Sub, a, b, t)
 
 
 def mul(a, b):
-    a, b, t = _binary_operands(a, b)
+    a, b, t = _arith_operands("*", a, b)
     if dt.is_integral(t):
         if is_const(b, 1):
             return a
@@ -130,8 +146,8 @@ def mul(a, b):
 
 
 def div(a, b):
-    """``/``: true division for floats; floor division for integers (see DEVELOPERS notes)."""
-    a, b, t = _binary_operands(a, b)
+    """``/``: true division for floats; floor division for integers (docs/semantics.md)."""
+    a, b, t = _arith_operands("/", a, b)
     if dt.is_float(t):
         return _make(Div, a, b, t)
     return floordiv(a, b)
@@ -143,7 +159,7 @@ def _check_int(name, t):
 
 
 def floordiv(a, b):
-    a, b, t = _binary_operands(a, b)
+    a, b, t = _arith_operands("//", a, b)
     if dt.is_float(t):
         return floor(_make(Div, a, b, t))
     _check_int("// (floordiv)", t)
@@ -153,7 +169,7 @@ def floordiv(a, b):
 
 
 def floormod(a, b):
-    a, b, t = _binary_operands(a, b)
+    a, b, t = _arith_operands("%", a, b)
     if dt.is_float(t):
         return call("fmod_floor", t, a, b)
     _check_int("% (floormod)", t)

@@ -23,6 +23,16 @@ class Schedule:
         for op in self.outputs:
             self[op].is_output = True
 
+    def unique_name(self, name):
+        """Stage names are unique within a schedule so that a trace can name stages."""
+        taken = {s.name for s in self.stages}
+        if name not in taken:
+            return name
+        n = 1
+        while f"{name}_{n}" in taken:
+            n += 1
+        return f"{name}_{n}"
+
     def _add_stage(self, stage, pos):
         self.stages.insert(pos, stage)
         self._stage_of[stage.op] = stage

@@ -29,10 +29,7 @@ class Stage:
         self.attach_ivar = None
         self.scope = "global"
         self.is_output = False
-
-    @property
-    def name(self):
-        return self.op.name
+        self.name = schedule.unique_name(op.name)
 
     @property
     def is_placeholder(self):

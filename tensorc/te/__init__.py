@@ -2,7 +2,7 @@
 from ..ir.expr import IterVar, Var
 from ..ir.op import cast, const
 from ..schedule.schedule import Schedule, create_schedule
-from .evaluate import evaluate
+from .oracle import evaluate
 from .intrin import (abs, all, any, ceil, cos, erf, exp, exp2, expm1, floor, fmod,  # noqa: A004
                      if_then_else, log, log1p, log2, max_value, min_value, pow, power, round,
                      rsqrt, sigmoid, sin, sqrt, tanh, trunc)

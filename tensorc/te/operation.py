@@ -4,18 +4,9 @@ import math
 
 from ..ir import dtype as dt
 from ..ir.expr import CommReducer, IntImm, IterVar, ProducerLoad, Range, Reduce, Var
-from ..ir.functor import IRVisitor
+from ..ir.functor import IRVisitor, post_order_visit
 from ..ir.op import const, convert
 from .tensor import ComputeOp, PlaceholderOp
-
-_counter = {}
-
-
-def _unique(name):
-    n = _counter.get(name, 0)
-    _counter[name] = n + 1
-    return name if n == 0 else f"{name}_{n}"
-
 
 def _check_shape(shape, what):
     if isinstance(shape, int):
@@ -104,16 +95,49 @@ def compute(shape, fcompute, name="compute", tag="", attrs=None):
     if check.found:
         raise ValueError(f"compute {name!r}: a reduction must be the whole body of a compute "
                          "(write the reduction as its own te.compute and combine after)")
-    _check_reads(body, name)
-    return ComputeOp(_unique(name), tag, attrs, axis, body).output(0)
+    _check_reads(body, name, axis)
+    return ComputeOp(name, tag, attrs, axis, body).output(0)
 
 
-def _check_reads(body, name):
+def _reads_data(e):
+    found = []
+    post_order_visit(e, lambda n: found.append(n) if isinstance(n, ProducerLoad) else None)
+    return bool(found)
+
+
+def _check_reads(body, name, axis):
+    """Reject reads that certainly leave their tensor, where no condition guards them.
+
+    Reads inside a select branch or a reduction with ``where=`` may rely on their condition
+    (padding), so only unconditional reads are checked; their index ranges over the axis domains
+    are exact for the affine and div/mod indices tensor programs use.
+    """
+    from ..arith import const_int_bound
+    ranges = {iv.var: iv.dom for iv in axis}
+
     class V(IRVisitor):
+        def visit_Select(self, sel):
+            self.visit(sel.cond)
+
+        def visit_Reduce(self, red):
+            for iv in red.axis:
+                ranges[iv.var] = iv.dom
+            if isinstance(red.condition, IntImm) and red.condition.value:
+                self.visit(red.source)
+
         def visit_ProducerLoad(self, ld):
             if not hasattr(ld.producer, "op"):
                 raise TypeError(f"compute {name!r}: reads something that is not a tensor")
             self.generic(ld)
+            for d, (i, n) in enumerate(zip(ld.indices, ld.producer.shape)):
+                if _reads_data(i):
+                    continue  # a gather: its range depends on data, not on the program
+                lo, hi = const_int_bound(i, ranges)
+                if lo < 0 or hi >= n:
+                    raise IndexError(f"compute {name!r}: reads {ld.producer.name!r} at index "
+                                     f"{i} in dimension {d}, which ranges over [{lo}, {hi}] "
+                                     f"but the dimension has extent {n}; guard the read with "
+                                     "te.if_then_else if that is intended")
     V().visit(body)
 
 
