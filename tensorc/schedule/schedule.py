@@ -146,7 +146,7 @@ class Schedule:
         red = op.body
         spatial = [IterVar(iv.dom, Var(iv.var.name), "data_par") for iv in op.axis]
         vmap = {iv.var: nv.var for iv, nv in zip(op.axis, spatial)}
-        vmap.update({iv.var: vals[iv] for iv in op.reduce_axis})
+        vmap.update({iv.var: iv.dom.min + vals[iv] for iv in op.reduce_axis})
         cond = substitute(red.condition, vmap)
         for c in conds:
             cond = logical_and(cond, c)

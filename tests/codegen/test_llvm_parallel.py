@@ -1,0 +1,152 @@
+"""Parallel loops on libgomp: coverage of the range, per-thread buffers, captures, thread count."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tensorc.codegen import build_module
+from tensorc.ir import expr as E
+from tensorc.ir import stmt as S
+from tensorc.ir.op import const
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def buf(name, shape, dtype="float32"):
+    return S.BufferDecl(name, tuple(shape), dtype, E.Var(name, "handle"))
+
+
+def func(name, params, body, outputs):
+    return S.PrimFunc(name, tuple(params), body, (("output_params", tuple(outputs)),))
+
+
+def loop(var, extent, body, kind="serial"):
+    return S.For(var, const(0, var.dtype), const(extent, var.dtype), kind, body)
+
+
+def rows_kernel(rows, cols, kind="parallel", scratch_elems=None, index_dtype="int32"):
+    """B[r, c] = 2 * A[r, cols - 1 - c] + r, through a per-row scratch buffer when asked."""
+    a, b = buf("A", (rows, cols)), buf("B", (rows, cols))
+    r, c = E.Var("r", index_dtype), E.Var("c", index_dtype)
+    row = r * cols
+    if scratch_elems is None:
+        inner = loop(c, cols, S.Store(b.data, E.Load("float32", a.data, row + (cols - 1) - c) * 2.0
+                                      + r.astype("float32"), row + c))
+    else:
+        tmp, c2 = E.Var("tmp", "handle"), E.Var("c2", index_dtype)
+        inner = S.Allocate(tmp, "float32", scratch_elems, S.SeqStmt((
+            loop(c, cols, S.Store(tmp, E.Load("float32", a.data, row + c) * 2.0, c)),
+            loop(c2, cols, S.Store(b.data, E.Load("float32", tmp, (cols - 1) - c2)
+                                   + r.astype("float32"), row + c2)),
+        )))
+    return func("rows", [a, b], loop(r, rows, inner, kind), [1])
+
+
+def expected_rows(a):
+    return a[:, ::-1] * 2 + np.arange(a.shape[0], dtype="float32")[:, None]
+
+
+def run_rows(mod, rows, cols):
+    a = np.random.rand(rows, cols).astype("float32")
+    b = np.full((rows, cols), np.nan, "float32")
+    mod(a, b)
+    return a, b
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 37])
+@pytest.mark.parametrize("index_dtype", ["int32", "int64"])
+def test_parallel_loop_writes_every_row(rows, index_dtype):
+    mod = build_module([rows_kernel(rows, 64, index_dtype=index_dtype)], "rows")
+    assert "GOMP_parallel" in mod.get_source("ll-unoptimized")
+    a, b = run_rows(mod, rows, 64)
+    np.testing.assert_array_equal(b, expected_rows(a))
+
+
+@pytest.mark.parametrize("scratch", [64, 20000])  # stack, then heap (80 KB)
+def test_scratch_buffer_inside_parallel_loop_is_per_thread(scratch):
+    mod = build_module([rows_kernel(64, 64, scratch_elems=scratch)], "rows")
+    for _ in range(5):
+        a, b = run_rows(mod, 64, 64)
+        np.testing.assert_array_equal(b, expected_rows(a))
+
+
+def test_parallel_result_identical_to_serial():
+    par = build_module([rows_kernel(50, 96, "parallel", scratch_elems=96)], "rows")
+    ser = build_module([rows_kernel(50, 96, "serial", scratch_elems=96)], "rows")
+    assert "GOMP_parallel" not in ser.get_source("ll-unoptimized")
+    a = np.random.rand(50, 96).astype("float32")
+    out_p, out_s = np.empty_like(a), np.empty_like(a)
+    par(a, out_p)
+    ser(a, out_s)
+    np.testing.assert_array_equal(out_p, out_s)
+
+
+def test_nested_parallel_loop_runs_serially_inside_and_captures_outer_values():
+    """for t (serial): let k = t + 1: for r (parallel): for c (parallel): O[t, r, c] = A[r, c] * k."""
+    a, o = buf("A", (9, 16)), buf("O", (3, 9, 16))
+    t, r, c, k = E.Var("t"), E.Var("r"), E.Var("c"), E.Var("k")
+    store = S.Store(o.data, E.Load("float32", a.data, r * 16 + c) * k.astype("float32"),
+                    t * 144 + r * 16 + c)
+    body = loop(t, 3, S.LetStmt(k, t + 1, loop(r, 9, loop(c, 16, store, "parallel"), "parallel")))
+    mod = build_module([func("nest", [a, o], body, [1])], "nest")
+    ir = mod.get_source("ll-unoptimized")
+    assert ir.count("call void @GOMP_parallel") == 1 and "nest_parallel1" not in ir
+    x = np.random.rand(9, 16).astype("float32")
+    out = np.full((3, 9, 16), np.nan, "float32")
+    mod(x, out)
+    np.testing.assert_array_equal(out, x[None] * np.arange(1, 4, dtype="float32")[:, None, None])
+
+
+def test_allocation_failure_in_a_thread_raises_memory_error():
+    a, o = buf("A", (8,), "int32"), buf("O", (8,))
+    tmp, r = E.Var("tmp", "handle"), E.Var("r")
+    body = loop(r, 8, S.Allocate(tmp, "float32", 2 ** 58, S.SeqStmt((
+        S.Store(tmp, const(1.0), E.Load("int32", a.data, const(0))),  # not forwardable below
+        S.Store(o.data, E.Load("float32", tmp, E.Load("int32", a.data, r)), r),
+    ))), "parallel")
+    mod = build_module([func("greedy", [a, o], body, [1])], "greedy")
+    with pytest.raises(MemoryError):
+        mod(np.zeros(8, "int32"), np.empty(8, "float32"))
+
+
+THREAD_PROBE = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    sys.path.insert(0, {tests!r})
+    import tensorc.runtime as rt
+    from test_llvm_parallel import rows_kernel, run_rows, expected_rows
+    from tensorc.codegen import build_module
+    mod = build_module([rows_kernel(64, 64)], "rows")
+    before = len(os.listdir("/proc/self/task"))
+    a, b = run_rows(mod, 64, 64)
+    assert (b == expected_rows(a)).all()
+    print(rt.get_num_threads(), len(os.listdir("/proc/self/task")) - before)
+    rt.set_num_threads(3)
+    a, b = run_rows(mod, 64, 64)
+    assert (b == expected_rows(a)).all()
+    print(rt.get_num_threads(), len(os.listdir("/proc/self/task")) - before)
+""")
+
+
+def _probe(threads_env):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
+                                                                     os.environ.get("PYTHONPATH")])))
+    env["TENSORC_NUM_THREADS"] = threads_env
+    script = THREAD_PROBE.format(tests=str(Path(__file__).parent))
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [tuple(map(int, line.split())) for line in done.stdout.split("\n") if line]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
+def test_tensorc_num_threads_is_honoured():
+    (n1, extra1), (n3, extra3) = _probe("1")
+    assert (n1, extra1) == (1, 0)  # one thread: no libgomp team at all
+    assert n3 == 3 and extra3 == 2  # set_num_threads reaches the already loaded module
+    (n2, extra2), _ = _probe("2")
+    assert (n2, extra2) == (2, 1)
