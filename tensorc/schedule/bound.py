@@ -173,11 +173,13 @@ def _attached_region(sch, stage, computed, bodies, result):
     inside = parent.leaf_iter_vars[parent.leaf_iter_vars.index(ivar) + 1:]
     ndim = len(stage.op.axis)
     lo, hi = [None] * ndim, [None] * ndim
+    readers = [x for x in computed if reads_of(bodies[x], sch, stage)]
+    if not any(x is parent or parent in [p for p, _ in attach_path(x)] for x in readers):
+        raise ScheduleError(f"compute_at: {parent.name!r} does not read {stage.name!r} "
+                            "(neither directly nor through stages computed inside it)")
     consumers = 0
-    for x in computed:
+    for x in readers:
         reads = reads_of(bodies[x], sch, stage)
-        if not reads:
-            continue
         path = [p for p, _ in attach_path(x)]
         if x is not parent and parent not in path:
             raise ScheduleError(f"compute_at: stage {stage.name!r} is computed inside "

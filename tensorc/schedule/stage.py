@@ -52,6 +52,13 @@ class Stage:
             raise self._err(f"{what}: axis {iv.var.name!r} does not belong to this stage")
         return self.leaf_iter_vars.index(iv)
 
+    def _retarget_attached(self, old, new):
+        """Stages computed at a loop that is now split or fused follow it to the loop that
+        still runs once per iteration of the old one (the inner part, or the fused loop)."""
+        for st in self.schedule.stages:
+            if st.attach_stage is self and st.attach_ivar is old:
+                st.attach_ivar = new
+
     def _record(self, *step):
         self.schedule.trace.append((step[0], self.name) + step[1:])
 
@@ -76,6 +83,7 @@ class Stage:
         outer = IterVar(None, Var(f"{name}.outer"), parent.iter_type)
         inner = IterVar(None, Var(f"{name}.inner"), parent.iter_type)
         self.relations.append(Split(parent, outer, inner, factor, nparts))
+        self._retarget_attached(parent, inner)
         self.all_iter_vars += [outer, inner]
         self.leaf_iter_vars[pos:pos + 1] = [outer, inner]
         self._record("split", name, factor, nparts)
@@ -113,6 +121,8 @@ class Stage:
                             f"{inner.iter_type} axis {inner.var.name!r}")
         fused = IterVar(None, Var(f"{outer.var.name}.{inner.var.name}.fused"), outer.iter_type)
         self.relations.append(Fuse(outer, inner, fused))
+        self._retarget_attached(outer, fused)
+        self._retarget_attached(inner, fused)
         self.all_iter_vars.append(fused)
         self.leaf_iter_vars[po:pi + 1] = [fused]
         self._record("fuse", outer.var.name, inner.var.name)
@@ -171,7 +181,9 @@ class Stage:
                 raise self._err(f"bind: {thread_iv.thread_tag} is already bound to "
                                 f"{other.var.name!r}")
         self._annotate(iv, "bind", thread_iv)
-        self._record("bind", iv.var.name, thread_iv.thread_tag)
+        dom = thread_iv.dom
+        extent = None if dom is None else int(dom.extent.value)
+        self._record("bind", iv.var.name, thread_iv.thread_tag, extent)
 
     # -- placement -----------------------------------------------------------------------------
     def compute_at(self, parent, iv):

@@ -61,7 +61,8 @@ def replay(sch, trace):
         elif prim in ("vectorize", "unroll", "parallel"):
             getattr(st, prim)(_axis(st, args[0]))
         elif prim == "bind":
-            st.bind(_axis(st, args[0]), thread_axis(args[1]))
+            extent = args[2] if len(args) > 2 else None
+            st.bind(_axis(st, args[0]), thread_axis(args[1], dom=extent))
         elif prim == "compute_at":
             parent = _stage(sch, args[0])
             st.compute_at(parent, _axis(parent, args[1]))

@@ -95,15 +95,23 @@ class _Partition(IRMutator):
         self.ranges = {}
 
     def visit_For(self, f):
+        """Outer loops first: splitting the outer loop leaves inner loops whole in its main
+        part, where splitting an inner loop first would cut every outer iteration in two."""
         known = isinstance(f.min, E.IntImm) and isinstance(f.extent, E.IntImm)
-        if known:
+        if not known:
+            return self.generic(f)
+        parts = self._split(f) if f.kind in ("serial", "parallel") else None
+        if parts is None:
             self.ranges[f.loop_var] = (f.min.value, f.min.value + f.extent.value - 1)
-        f = self.generic(f)
-        if not known or f.kind not in ("serial", "parallel"):
-            return f
-        return self._split(f)
+            return self.generic(f)
+        out = []
+        for part in parts:
+            self.ranges[f.loop_var] = (part.min.value, part.min.value + part.extent.value - 1)
+            out.append(self.generic(part))
+        return S.seq(*out)
 
     def _split(self, f):
+        """The loop cut into parts around the range where its guards hold, or None."""
         v, begin, end = f.loop_var, f.min.value, f.min.value + f.extent.value
         finder = _Guards({k: r for k, r in self.ranges.items() if k is not v})
         finder.visit(f.body)
@@ -118,14 +126,11 @@ class _Partition(IRMutator):
             lo, hi = max(lo, r[0]), min(hi, r[1] + 1)
             used.add(guard)
         if not used or lo >= hi or (lo == begin and hi == end):
-            return f
+            return None
         main = _Drop(used).visit(f.body)
-        parts = []
-        for a, b, body in ((begin, lo, f.body), (lo, hi, main), (hi, end, f.body)):
-            if b > a:
-                parts.append(S.For(v, const(a, v.dtype), const(b - a, v.dtype), f.kind, body,
-                                   f.thread_tag))
-        return S.seq(*parts)
+        return [S.For(v, const(a, v.dtype), const(b - a, v.dtype), f.kind, body, f.thread_tag)
+                for a, b, body in ((begin, lo, f.body), (lo, hi, main), (hi, end, f.body))
+                if b > a]
 
 
 def partition_loops(func):

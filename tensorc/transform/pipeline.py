@@ -84,6 +84,10 @@ def lower(sch, args, name="main", dump=None):
 def _check_args(sch, canon):
     for st in sch.stages:
         out = st.op.output(0)
+        if st.attach_type == "inline" and out in canon:
+            raise ValueError(f"lower: {st.name!r} is inlined (compute_inline) and has no buffer "
+                             "of its own, so it cannot be an argument; compute it at the root "
+                             "or drop it from the argument list")
         if st.is_placeholder and out not in canon and any(
                 not s.is_placeholder and out in s.op.input_tensors for s in sch.stages):
             raise ValueError(f"lower: placeholder {st.name!r} is read but not in the argument "
