@@ -3,7 +3,7 @@ import inspect
 import math
 
 from ..ir import dtype as dt
-from ..ir.expr import CommReducer, IntImm, IterVar, ProducerLoad, Range, Reduce, Var
+from ..ir.expr import CommReducer, IntImm, IterVar, ProducerLoad, Range, Reduce, Select, Var
 from ..ir.functor import IRVisitor, post_order_visit
 from ..ir.op import const, convert
 from .tensor import ComputeOp, PlaceholderOp
@@ -100,8 +100,10 @@ def compute(shape, fcompute, name="compute", tag="", attrs=None):
 
 
 def _reads_data(e):
+    """True for indices whose range interval bounds cannot pin down: gathers and selects."""
     found = []
-    post_order_visit(e, lambda n: found.append(n) if isinstance(n, ProducerLoad) else None)
+    post_order_visit(e, lambda n: found.append(n) if isinstance(n, (ProducerLoad, Select))
+                     else None)
     return bool(found)
 
 
@@ -131,7 +133,7 @@ def _check_reads(body, name, axis):
             self.generic(ld)
             for d, (i, n) in enumerate(zip(ld.indices, ld.producer.shape)):
                 if _reads_data(i):
-                    continue  # a gather: its range depends on data, not on the program
+                    continue  # exactness unknown: never refuse a program that may be right
                 lo, hi = const_int_bound(i, ranges)
                 if lo < 0 or hi >= n:
                     raise IndexError(f"compute {name!r}: reads {ld.producer.name!r} at index "

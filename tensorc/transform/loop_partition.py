@@ -15,6 +15,8 @@ from ..ir import stmt as S
 from ..ir.functor import IRMutator, IRVisitor, free_vars
 from ..ir.op import const
 
+MIN_PARALLEL_MAIN = 8  # iterations a parallel loop's main part needs to be worth cutting
+
 
 class _Guards(IRVisitor):
     """Collect IfThenElse conditions under a loop with the ranges of the loops around them."""
@@ -127,6 +129,8 @@ class _Partition(IRMutator):
             used.add(guard)
         if not used or lo >= hi or (lo == begin and hi == end):
             return None
+        if f.kind == "parallel" and hi - lo < MIN_PARALLEL_MAIN:
+            return None  # cutting a short parallel loop would leave parts too small to share
         main = _Drop(used).visit(f.body)
         return [S.For(v, const(a, v.dtype), const(b - a, v.dtype), f.kind, body, f.thread_tag)
                 for a, b, body in ((begin, lo, f.body), (lo, hi, main), (hi, end, f.body))
