@@ -1,6 +1,7 @@
 """Code generation: lowered PrimFuncs to native code through LLVM."""
 from ..runtime import cache
 from . import llvm_compile
+from .llvm_graph import build_graph_module
 from .llvm_module import emit_module
 from .target import Target, host, parse
 
@@ -22,4 +23,4 @@ def build_module(funcs, entry, target="llvm"):
     return module
 
 
-__all__ = ["build_module", "Target", "host", "parse"]
+__all__ = ["build_module", "build_graph_module", "Target", "host", "parse"]

@@ -35,6 +35,14 @@ def describe(funcs, entry, target):
 
 
 def _check(funcs, entry):
+    check_functions(funcs)
+    names = [f.name for f in funcs]
+    if entry not in names:
+        raise ValueError(f"entry function {entry!r} is not among {names}")
+
+
+def check_functions(funcs):
+    """Each PrimFunc must be a usable C symbol, uniquely named, with well-formed parameters."""
     names = [f.name for f in funcs]
     for f in funcs:
         if not f.name.isidentifier() or f.name.startswith("__tensorc"):
@@ -49,8 +57,6 @@ def _check(funcs, entry):
             if p.data.dtype != "handle" or dt.lanes(p.dtype) != 1:
                 raise ValueError(f"{f.name}: parameter {p.name!r} must be a scalar-element buffer "
                                  f"behind a handle variable (got {p.dtype} via {p.data.dtype})")
-    if entry not in names:
-        raise ValueError(f"entry function {entry!r} is not among {names}")
 
 
 def _c_string(data):
@@ -68,16 +74,27 @@ def emit_module(funcs, entry, target):
     """The unoptimized LLVM IR text of the module."""
     funcs = list(funcs)
     _check(funcs, entry)
+    return finish_module(begin_module(funcs, target, describe(funcs, entry, target)), target)
+
+
+def begin_module(funcs, target, metadata, reserved=()):
+    """A ModuleBuilder holding the runtime globals, ``metadata`` (embedded as JSON) and every
+    function of funcs; ``reserved`` names functions the caller adds itself afterwards."""
     mb = ModuleBuilder()
     mb.add_global(f"@{NUM_THREADS_GLOBAL} = global i32 0, align 4")
-    blob = json.dumps(describe(funcs, entry, target), sort_keys=True).encode() + b"\0"
+    blob = json.dumps(metadata, sort_keys=True).encode() + b"\0"
     mb.add_global(f'@{METADATA_GLOBAL} = constant [{len(blob)} x i8] c"{_c_string(blob)}", '
                   'align 1')
-    for f in funcs:  # reserve user names before outlined functions pick theirs
-        mb.unique_name(f.name)
+    for name in [f.name for f in funcs] + list(reserved):
+        mb.unique_name(name)  # reserve user names before outlined functions pick theirs
     for f in funcs:
         fb = mb.function(f.name, "i32", [("ptr", p.name, _param_attrs(p)) for p in f.params])
         emit_body(fb, target, {p.data: arg for p, arg in zip(f.params, fb.args)}, f.body)
+    return mb
+
+
+def finish_module(mb, target):
+    """The module's IR text, with the target's triple, data layout and function attributes."""
     fn_attrs = f'nounwind "target-cpu"="{target.cpu}"'
     if target.features:
         fn_attrs += f' "target-features"="{target.feature_string}"'

@@ -141,9 +141,11 @@ class Module:
             self._functions[f["name"]] = Function(f["name"], params, cfunc, unrunnable)
 
     @classmethod
-    def from_library(cls, path, sources=None):
+    def from_library(cls, path, sources=None, library=None):
+        """Load the library at ``path`` (or wrap ``library``, already loaded from it)."""
         path = os.path.abspath(path)
-        library = ctypes.CDLL(path)
+        if library is None:
+            library = ctypes.CDLL(path)
         try:
             raw = ctypes.c_char.in_dll(library, METADATA_GLOBAL)
         except ValueError:
