@@ -69,7 +69,7 @@ def lower(sch, args, name="main", dump=None):
     for a in args:
         if not isinstance(a, Tensor):
             raise TypeError(f"lower: arguments must be tensors, got {type(a).__name__} {a!r}")
-    canon = [sch[a].op.output(0) for a in args]
+    canon = [_canonical(sch, a) for a in args]
     if len(set(canon)) != len(canon):
         raise ValueError("lower: the same tensor appears twice in the argument list")
     _check_args(sch, canon)
@@ -79,6 +79,19 @@ def lower(sch, args, name="main", dump=None):
     if dump:
         print(f"---- after schedule_ops + storage_flatten ----\n{func}\n", file=sys.stderr)
     return Sequential(default_passes(), dump=dump)(func)
+
+
+def _canonical(sch, tensor):
+    """The tensor a stage now computes; an input the program never reads stays as given
+    (TVM accepts unused arguments, and a fixed calling convention may need them)."""
+    from ..schedule.stage import ScheduleError
+    from ..te.tensor import PlaceholderOp
+    try:
+        return sch[tensor].op.output(0)
+    except ScheduleError:
+        if isinstance(tensor.op, PlaceholderOp):
+            return tensor
+        raise
 
 
 def _check_args(sch, canon):
