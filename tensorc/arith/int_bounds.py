@@ -9,12 +9,12 @@ finite bound escapes the dtype, or an unsigned value may go negative, the value 
 around, and the bound falls back to the whole range of the dtype. Narrower types are bounded by
 their range.
 """
+import dataclasses
 import math
 from contextlib import contextmanager
 
 from ..ir import dtype as dt
 from ..ir import expr as E
-from ..ir import op
 from .linear import Collector, atom_sum, is_index_type
 
 INF = math.inf
@@ -86,7 +86,9 @@ class Bounds:
 
     Each block gets a fresh scope number and blocks nest, so a scope number always stands for
     the same ranges: results memoised under it (here and in the simplifier) stay valid after
-    inner blocks end, and shared subexpressions are analysed once per scope.
+    inner blocks end. ``scope_of`` lets a subexpression that uses none of the variables a block
+    rebinds share the results of the enclosing scope, so re-simplifying a branch under a new
+    fact only redoes the parts that mention the narrowed variables.
     """
 
     def __init__(self, ranges, keys):
@@ -96,6 +98,8 @@ class Bounds:
         self._memo = {}
         self._scopes = [0]
         self._count = 0
+        self._scope_info = {0: (None, frozenset())}  # scope -> (parent, variables it rebinds)
+        self._vars = {}
 
     @property
     def scope(self):
@@ -111,6 +115,7 @@ class Bounds:
         for var, b in bindings:
             self._set(var, b)
         self._count += 1
+        self._scope_info[self._count] = (self.scope, frozenset(var for var, _ in bindings))
         self._scopes.append(self._count)
         try:
             yield
@@ -125,8 +130,33 @@ class Bounds:
         else:
             self.ranges[var] = b
 
+    def vars_in(self, e):
+        """The variables occurring in expression e (memoised, so DAGs cost their size)."""
+        hit = self._vars.get(id(e))
+        if hit is None:
+            if type(e) is E.Var:
+                found = frozenset((e,))
+            else:
+                kids = [getattr(e, f.name) for f in dataclasses.fields(e)]
+                kids = [k for x in kids for k in (x if isinstance(x, tuple) else (x,))
+                        if isinstance(k, E.Expr)]
+                found = frozenset().union(*map(self.vars_in, kids))
+            hit = self._vars[id(e)] = (e, found)
+        return hit[1]
+
+    def scope_of(self, e):
+        """The outermost scope whose ranges agree with the current ones on e's variables."""
+        s = self.scope
+        used = self.vars_in(e) if s else None
+        while s:
+            parent, rebound = self._scope_info[s]
+            if used & rebound:
+                break
+            s = parent
+        return s
+
     def of(self, e):
-        k = (self.keys.key(e), self.scope)
+        k = (self.keys.key(e), self.scope_of(e))
         b = self._memo.get(k)
         if b is None:
             b = self._memo[k] = self._compute(e)
@@ -164,19 +194,16 @@ class Bounds:
             if len(atoms) != 1 or type(a) not in (E.FloorDiv, E.FloorMod) or not k or k < 0:
                 continue
             z = self.collect(a.a)
-            if not any(m in s.terms for m in z.terms):
+            if type(a) is E.FloorDiv and c % k or not any(m in s.terms for m in z.terms):
                 continue
             out = out or s.copy()
-            if type(a) is E.FloorDiv:
-                if c % k:
-                    continue
-                out.add_term(mkey, atoms, -c)
+            out.add_term(mkey, atoms, -c)
+            if type(a) is E.FloorDiv:  # c*(z//k) == (c/k)*(z - z%k)
                 out.add(z, c // k)
-                out.add(atom_sum(op.floormod(a.a, a.b), self.keys), -(c // k))
-            else:
-                out.add_term(mkey, atoms, -c)
+                out.add(atom_sum(E.FloorMod(a.dtype, a.a, a.b), self.keys), -(c // k))
+            else:  # c*(z%k) == c*(z - k*(z//k))
                 out.add(z, c)
-                out.add(atom_sum(op.floordiv(a.a, a.b), self.keys), -c * k)
+                out.add(atom_sum(E.FloorDiv(a.dtype, a.a, a.b), self.keys), -c * k)
         return out
 
     def _compute(self, e):
@@ -191,8 +218,9 @@ class Bounds:
         if t in (E.Add, E.Sub, E.Mul):
             s = self.collect(e)
             one = s.single_atom()
-            if one is not None and one[1] == 1 and self.keys.equal(one[0], e):
-                return clamp(dtype, _mul(self.of(e.a), self.of(e.b)))  # a product kept whole
+            if one is not None and type(one[0]) is E.Mul:  # a product of sums kept whole
+                m = one[0]
+                return clamp(dtype, _scale(_mul(self.of(m.a), self.of(m.b)), one[1]))
             return self.of_sum(s)
         if t is E.FloorDiv:
             return clamp(dtype, self._floordiv(e))

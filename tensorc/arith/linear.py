@@ -117,9 +117,9 @@ def _monomial(atoms, coeff, dtype):
     return op.mul(out, op.const(wrap(coeff, dtype), dtype))
 
 
-def atom_sum(atom, keys, coeff=1):
-    k = (keys.key(atom),)
-    return Sum(atom.dtype, {k: ((atom,), signed_rep(coeff, atom.dtype))} if coeff else {})
+def atom_sum(atom, keys):
+    """The Sum that is just ``atom``."""
+    return Sum(atom.dtype, {(keys.key(atom),): ((atom,), 1)})
 
 
 class Collector:

@@ -19,7 +19,7 @@ from math import gcd
 from ..ir import dtype as dt
 from ..ir import expr as E
 from ..ir import op
-from ..ir.functor import IRMutator, free_vars, substitute
+from ..ir.functor import IRMutator, substitute
 from . import fold
 from .constraint import NEGATE, implied_ranges
 from .int_bounds import INF, Bounds, fits, full_range, intersect
@@ -44,6 +44,24 @@ def _fdiv_same(lo, hi, c):
     return lo // c
 
 
+def _decide(t, s, bound):
+    """The truth of t(a, b) on integers from s = a - b and its bound, or None if undecided."""
+    lo, hi = bound
+    if t in (E.EQ, E.NE):
+        g = gcd(*(k for _, k in s.terms.values())) if s.terms else 0
+        if lo > 0 or hi < 0 or g > 1 and s.const % g:
+            return t is E.NE
+        return (t is E.EQ) if lo == hi == 0 else None
+    if t in (E.GT, E.GE):
+        lo, hi = -hi, -lo
+    strict = t in (E.LT, E.GT)
+    if hi < 0 or hi == 0 and not strict:
+        return True
+    if lo > 0 or lo == 0 and strict:
+        return False
+    return None
+
+
 def _rebuild(e, *kids):
     """e with new operands, or e itself when none changed."""
     names = [f.name for f in dataclasses.fields(e)][1:1 + len(kids)]
@@ -61,20 +79,19 @@ class ExprSimplifier(IRMutator):
     levels deep: each level re-simplifies the shared operands under new ranges.
     """
 
-    MAX_ASSUME_DEPTH = 4
+    MAX_ASSUME_DEPTH = 3
 
     def __init__(self, ranges):
         self.keys = KeyCache()
         self.bounds = Bounds(ranges, self.keys)
         self._memo = {}
         self._collectors = {}
-        self._vars = {}
         self._assume_depth = 0
 
     def visit(self, node):
         if not isinstance(node, E.Expr):
             return super().visit(node)
-        k = (id(node), self.bounds.scope)
+        k = (id(node), self.bounds.scope_of(node))
         hit = self._memo.get(k)
         if hit is None:
             hit = self._memo[k] = (node, super().visit(node))
@@ -97,7 +114,7 @@ class ExprSimplifier(IRMutator):
         variables would open a new scope, and so a new round of simplification, for nothing.
         """
         narrowed = {}
-        used = None if within is None else self._vars_in(within)
+        used = None if within is None else self.bounds.vars_in(within)
         for var, b in implied_ranges(cond, truth, self.bounds):
             if used is not None and var not in used:
                 continue
@@ -118,19 +135,6 @@ class ExprSimplifier(IRMutator):
                 return self.visit(e)
         finally:
             self._assume_depth -= 1
-
-    def _vars_in(self, e):
-        hit = self._vars.get(id(e))
-        if hit is None:
-            if type(e) is E.Var:
-                found = frozenset((e,))
-            else:
-                kids = [getattr(e, f.name) for f in dataclasses.fields(e)]
-                kids = [k for x in kids for k in (x if isinstance(x, tuple) else (x,))
-                        if isinstance(k, E.Expr)]
-                found = frozenset().union(*map(self._vars_in, kids))
-            hit = self._vars[id(e)] = (e, found)
-        return hit[1]
 
     # ---- leaves and generic nodes -------------------------------------------------------------
 
@@ -161,7 +165,7 @@ class ExprSimplifier(IRMutator):
 
     def visit_Add(self, e):
         if not is_index_type(e.dtype):
-            return self._float_arith(e)
+            return self._other_arith(e)
         scope = self.bounds.scope
         collect = self._collectors.get(scope)
         if collect is None:
@@ -173,9 +177,10 @@ class ExprSimplifier(IRMutator):
     visit_Sub = visit_Mul = visit_Add
 
     def visit_Div(self, e):
-        return self._float_arith(e)
+        return self._other_arith(e)
 
-    def _float_arith(self, e):
+    def _other_arith(self, e):
+        """Floats (exact folding, x*1, x+0, x-0 only) and vectors (operands simplified)."""
         a, b = self.visit(e.a), self.visit(e.b)
         if dt.is_float(e.dtype) and dt.lanes(e.dtype) == 1:
             if _is_imm(a) and _is_imm(b):
@@ -187,9 +192,48 @@ class ExprSimplifier(IRMutator):
                 return b
         return _rebuild(e, a, b)
 
+    def _merge_nested_divmod(self, s):
+        """``k*C*(z//C) + k*c*((z//c) % (C/c))`` -> ``k*c*(z//c)``.
+
+        Fusing three or more axes and splitting the fused loop back leaves one such pair per
+        extra axis; merging them (outermost first) lets the two-term identity below finish
+        the job, so the flat index is recovered and the access stays contiguous.
+        """
+        merged = True
+        while merged:
+            merged = False
+            for mkey in sorted(s.terms):
+                atoms, coeff = s.terms[mkey]
+                a = atoms[0]
+                big = _const(getattr(a, "b", None))
+                if len(atoms) != 1 or type(a) is not E.FloorDiv or not big or big < 0 or \
+                        coeff % big:
+                    continue
+                k = coeff // big
+                for m2 in sorted(s.terms):
+                    atoms2, coeff2 = s.terms[m2]
+                    b = atoms2[0]
+                    if len(atoms2) != 1 or type(b) is not E.FloorMod or \
+                            type(b.a) is not E.FloorDiv:
+                        continue
+                    c, m = _const(b.a.b), _const(b.b)
+                    if not c or not m or c < 0 or m < 0 or c * m != big or \
+                            coeff2 != signed_rep(k * c, s.dtype) or \
+                            not self.keys.equal(b.a.a, a.a):
+                        continue
+                    s.add_term(mkey, atoms, -coeff)
+                    s.add_term(m2, atoms2, -coeff2)
+                    s.add(atom_sum(b.a, self.keys), k * c)
+                    merged = True
+                    break
+                if merged:
+                    break
+        return s
+
     def _fold_divmod(self, s):
         """Split/fuse identities in a sum: ``k*c*(z//c) + k*(z%c)`` -> ``k*z`` and
         ``k*c*(z//c) - k*z`` -> ``-k*(z%c)``."""
+        s = self._merge_nested_divmod(s)
         for mkey in sorted(s.terms):
             if mkey not in s.terms:
                 continue
@@ -345,33 +389,22 @@ class ExprSimplifier(IRMutator):
             if dt.is_float(a.dtype):
                 return fold.float_binary(t, a, b, e.dtype)
             return _CMP_FOLD[t](a, b)
-        if is_index_type(a.dtype) and a.dtype == b.dtype:
-            v = self._decide(t, a, b)
-            if v is not None:
-                return op.const(v, e.dtype)
-        return _rebuild(e, a, b)
+        d = self._diff(a, b) if is_index_type(a.dtype) and a.dtype == b.dtype else None
+        if d is None:
+            return _rebuild(e, a, b)
+        v = _decide(t, *d)
+        if v is not None:
+            return op.const(v, e.dtype)
+        # Undecided: terms with a positive coefficient on the left, the rest on the right,
+        # so `j + 96 < 100` reads `j < 4` (and `x + 1 <= y + 1` reads `x <= y`).
+        lhs, rhs = Sum(a.dtype), Sum(a.dtype, const=-d[0].const)
+        for mkey, (atoms, k) in d[0].terms.items():
+            (lhs if k > 0 else rhs).add_term(mkey, atoms, abs(k))
+        if not (self._fits(lhs) and self._fits(rhs)):
+            return _rebuild(e, a, b)
+        return self._same(e, t(e.dtype, lhs.to_expr(), rhs.to_expr()))
 
     visit_NE = visit_LT = visit_LE = visit_GT = visit_GE = visit_EQ
-
-    def _decide(self, t, a, b):
-        """The truth of t(a, b) on integers when bounds decide it, else None."""
-        d = self._diff(a, b)
-        if d is None:
-            return None
-        s, (lo, hi) = d
-        if t in (E.EQ, E.NE):
-            g = gcd(*(k for _, k in s.terms.values())) if s.terms else 0
-            if lo > 0 or hi < 0 or g > 1 and s.const % g:
-                return t is E.NE
-            return (t is E.EQ) if lo == hi == 0 else None
-        if t in (E.GT, E.GE):
-            lo, hi = -hi, -lo
-        strict = t in (E.LT, E.GT)
-        if hi < 0 or hi == 0 and not strict:
-            return True
-        if lo > 0 or lo == 0 and strict:
-            return False
-        return None
 
     def visit_Not(self, e):
         a = self.visit(e.a)
@@ -418,6 +451,6 @@ class ExprSimplifier(IRMutator):
         b = self.bounds.of(value) if is_index_type(value.dtype) else None
         with self.bounds.scoped([(e.var, b)]):
             body = self.visit(e.body)
-        if e.var not in free_vars(body):
+        if e.var not in self.bounds.vars_in(body):
             return body
         return _rebuild(e, e.var, value, body)

@@ -105,8 +105,20 @@ def post_order_visit(node, fn):
 
 
 class _Substitute(IRMutator):
+    """Context-free, so each shared expression node is rewritten once."""
+
     def __init__(self, vmap):
         self.vmap = vmap
+        self.memo = {}
+
+    def visit(self, node):
+        if isinstance(node, Expr):
+            key = id(node)
+            hit = self.memo.get(key)
+            if hit is None:
+                hit = self.memo[key] = (node, super().visit(node))
+            return hit[1]
+        return super().visit(node)
 
     def visit_Var(self, v):
         return self.vmap.get(v, v)

@@ -26,7 +26,7 @@ def const(value, dtype=None):
     if dt.lanes(dtype) > 1:
         return Broadcast(dtype, const(value, dt.element_of(dtype)), dt.lanes(dtype))
     if dt.is_float(dtype):
-        return FloatImm(dtype, float(value))
+        return FloatImm(dtype, float(dt.to_numpy(dtype).type(value)))  # rounded to the dtype
     if dt.is_bool(dtype):
         return IntImm(dtype, int(bool(value)))
     value = int(value)
@@ -86,7 +86,15 @@ def _to(e, t):
     return cast(t, e)
 
 
-_FOLD = {Add: operator.add, Sub: operator.sub, Mul: operator.mul, Min: min, Max: max,
+def _fmin(a, b):
+    return a if a != a else b if b != b else min(a, b)  # NaN propagates, as np.minimum
+
+
+def _fmax(a, b):
+    return a if a != a else b if b != b else max(a, b)
+
+
+_FOLD = {Add: operator.add, Sub: operator.sub, Mul: operator.mul, Min: _fmin, Max: _fmax,
          FloorDiv: operator.floordiv, FloorMod: operator.mod, Div: operator.truediv,
          EQ: operator.eq, NE: operator.ne, LT: operator.lt, LE: operator.le, GT: operator.gt,
          GE: operator.ge}
@@ -248,8 +256,11 @@ def cast(dtype, value):
         if dt.is_bool(dtype):
             return const(bool(v), dtype)
         if dt.is_integral(dtype):
-            if isinstance(value, FloatImm) and not math.isfinite(v):
-                return Cast(dtype, value)
+            if isinstance(value, FloatImm):
+                if v != v:
+                    return const(0, dtype)  # NaN -> 0, as fptosi.sat and the oracle do
+                info = np.iinfo(dt.to_numpy(dtype))
+                return const(int(min(max(v, info.min), info.max)), dtype)
             return const(_wrap_int(int(v), dtype), dtype)
         return const(float(v), dtype)
     return Cast(dtype, value)

@@ -15,8 +15,9 @@ from tensorc.arith.structural import KeyCache
 from tensorc.ir import dtype as dt
 from tensorc.ir import expr as E
 from tensorc.ir import op
+from tensorc.ir import stmt as S
 
-SETTINGS = settings(max_examples=250, deadline=None,
+SETTINGS = settings(max_examples=100, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -71,9 +72,11 @@ def int_expr(draw, vs, dtype, depth):
         if draw(st.booleans()):
             return draw(st.sampled_from(vs))
         return const(draw(st.integers(-10, 10)), dtype)
-    sub = lambda: draw(int_expr(vs, dtype, depth - 1))  # noqa: E731
+
+    def sub():
+        return draw(int_expr(vs, dtype, depth - 1))
     kind = draw(st.sampled_from(["add", "sub", "mulc", "mul", "div", "mod", "min", "max",
-                                 "select", "divmod", "cast"]))
+                                 "select", "divmod", "cast", "let"]))
     if kind == "add":
         return op.add(sub(), sub())
     if kind == "sub":
@@ -94,6 +97,9 @@ def int_expr(draw, vs, dtype, depth):
         return op.minimum(sub(), sub())
     if kind == "max":
         return op.maximum(sub(), sub())
+    if kind == "let":
+        v = E.Var("t", dtype)
+        return E.Let(dtype, v, sub(), draw(int_expr(vs + [v], dtype, depth - 1)))
     if kind == "cast":
         other = "int16" if dtype != "int16" else "int8"
         return op.cast(dtype, op.cast(other, sub()))
@@ -106,7 +112,9 @@ def cond_expr(draw, vs, dtype, depth):
     if kind == "cmp" or depth == 0:
         f = draw(st.sampled_from([op.lt, op.le, op.gt, op.ge, op.eq, op.ne]))
         return f(draw(int_expr(vs, dtype, depth)), draw(int_expr(vs, dtype, depth)))
-    sub = lambda: draw(cond_expr(vs, dtype, depth - 1))  # noqa: E731
+
+    def sub():
+        return draw(cond_expr(vs, dtype, depth - 1))
     if kind == "and":
         return op.logical_and(sub(), sub())
     if kind == "or":
@@ -178,3 +186,80 @@ def test_simplify_is_idempotent(p):
     s = simplify(e, ranges)
     s2 = simplify(s, ranges)
     assert KeyCache().equal(s, s2), (str(e), str(s), str(s2))
+
+
+@SETTINGS
+@given(st.lists(st.integers(-5, 5), min_size=2, max_size=4), st.integers(-50, 50),
+       st.lists(st.tuples(st.integers(-10, 10), st.integers(0, 12)), min_size=4, max_size=4))
+def test_bound_of_affine_form_is_exact(coeffs, c0, rngs):
+    vs = [E.Var(f"v{k}") for k in range(len(coeffs))]
+    ranges = {v: (lo, lo + w) for v, (lo, w) in zip(vs, rngs)}
+    e = op.const(c0)
+    for v, c in zip(vs, coeffs):
+        e = e + v * c - v  # also exercises merging of repeated terms
+    e = e + sum(vs[1:], vs[0])
+    lo = c0 + sum(min(c * ranges[v][0], c * ranges[v][1]) for v, c in zip(vs, coeffs))
+    hi = c0 + sum(max(c * ranges[v][0], c * ranges[v][1]) for v, c in zip(vs, coeffs))
+    assert const_int_bound(e, ranges) == (lo, hi)
+
+
+BUF = E.Var("B", "handle")
+
+
+@st.composite
+def program(draw, vs, depth):
+    """A random loop nest of stores whose indices and values depend on the loop variables."""
+    kind = draw(st.sampled_from(["store", "for", "for", "if", "seq", "let"] if depth else
+                                ["store"]))
+
+    def expr(pool):
+        return draw(int_expr(pool, "int32", 2))
+    if kind == "store":
+        return S.Store(BUF, expr(vs), expr(vs))
+    if kind == "for":
+        v = E.Var(f"i{depth}")
+        lo, ext = draw(st.integers(-3, 3)), draw(st.integers(-1, 4))
+        return S.For(v, op.const(lo), op.const(ext), "serial", draw(program(vs + [v], depth - 1)))
+    if kind == "if":
+        other = draw(program(vs, depth - 1)) if draw(st.booleans()) else None
+        return S.IfThenElse(draw(cond_expr(vs, "int32", 1)), draw(program(vs, depth - 1)), other)
+    if kind == "let":
+        v = E.Var("t")
+        return S.LetStmt(v, expr(vs), draw(program(vs + [v], depth - 1)))
+    return S.SeqStmt((draw(program(vs, depth - 1)), draw(program(vs, depth - 1))))
+
+
+def run(s, env, out):
+    """Append (index, value) of every store s performs, in order."""
+    t = type(s)
+    if t is S.Store:
+        out.append((ev(s.index, env), ev(s.value, env)))
+    elif t is S.For:
+        lo = ev(s.min, env)
+        for k in range(lo, lo + ev(s.extent, env)):
+            run(s.body, {**env, s.loop_var: k}, out)
+    elif t is S.IfThenElse:
+        if ev(s.cond, env):
+            run(s.then_case, env, out)
+        elif s.else_case is not None:
+            run(s.else_case, env, out)
+    elif t is S.LetStmt:
+        run(s.body, {**env, s.var: ev(s.value, env)}, out)
+    elif t is S.SeqStmt:
+        for x in s.seq:
+            run(x, env, out)
+    else:
+        assert t is S.Evaluate
+    return out
+
+
+@SETTINGS
+@given(st.data())
+def test_statement_simplification_keeps_the_stores(data):
+    n = E.Var("n")
+    lo = data.draw(st.integers(-10, 10))
+    ranges = {n: (lo, lo + data.draw(st.integers(0, 10)))}
+    prog = data.draw(program([n], 3))
+    simple = simplify(prog, ranges)
+    for value in range(lo, ranges[n][1] + 1):
+        assert run(simple, {n: value}, []) == run(prog, {n: value}, []), (str(prog), str(simple))

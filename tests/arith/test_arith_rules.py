@@ -1,13 +1,12 @@
 """One test per rewrite rule of tensorc.arith.simplify, on expressions."""
 import math
 
-import pytest
+import numpy as np
 
-from tensorc.arith import simplify
+from tensorc.arith import can_prove, const_int_bound, simplify
 from tensorc.arith.structural import KeyCache
 from tensorc.ir import op
-from tensorc.ir.expr import (Add, Cast, FloatImm, FloorDiv, IntImm, Let, Max, Min, Mul, Range,
-                             Select, Var)
+from tensorc.ir.expr import Add, Cast, FloatImm, FloorDiv, Let, Max, Min, Mul, Range, Var
 
 x, y, z, io, ii, i, j = (Var(n) for n in ("x", "y", "z", "io", "ii", "i", "j"))
 
@@ -161,6 +160,28 @@ def test_comparisons_fold_when_provable():
     assert simplify(e) is e
 
 
+def test_undecided_comparisons_move_terms_across():
+    check(x + 96 < 100, x < 4)
+    check(x + 1 <= y + 1, x <= y)
+    check(x - y < 0, x < y)
+    check(x * 2 + y > x + 5, x + y > 5)
+    e = ii + io * 32 < 1000
+    assert simplify(e, {ii: (0, 31)}) is e
+
+
+def test_unsigned_and_narrow_types_are_not_assumed_to_be_mathematical():
+    u, w = Var("u", "uint32"), Var("w", "uint32")
+    r = {u: (0, 5), w: (0, 5)}
+    assert not can_prove(u - w < 10, r)  # u - w wraps around when w > u
+    assert can_prove(u + w < 11, r)
+    b = Var("b", "int8")
+    assert const_int_bound(b + op.const(100, "int8"), {b: (0, 100)}) == (-128, 127)
+    assert const_int_bound(b + op.const(20, "int8"), {b: (0, 100)}) == (20, 120)
+    e = op.floordiv(b * op.const(16, "int8") + op.const(3, "int8"), op.const(16, "int8"))
+    assert simplify(e, {b: (0, 100)}) is e  # b*16 overflows: no splitting
+    assert same(simplify(e, {b: (0, 7)}), b)
+
+
 def test_select_rules():
     check(op.select(x < 10, x, y), x, {x: (0, 9)})
     check(op.select(x < 0, y, z), z, {x: (0, 9)})
@@ -192,7 +213,6 @@ def test_float_not_reassociated():
 
 def test_float_constant_folding_is_exact_in_dtype():
     a, b = op.const(0.1, "float32"), op.const(0.2, "float32")
-    import numpy as np
     got = simplify(Add("float32", a, b))
     assert got.value == float(np.float32(0.1) + np.float32(0.2))
     nan = FloatImm("float32", math.nan)
@@ -220,3 +240,27 @@ def test_let_substitution():
 def test_range_objects_accepted():
     check(op.floordiv(x, 16), 0, {x: Range(op.const(0), op.const(16))})
     check(op.floordiv(x, 16), 1, {x: Range(op.const(16), op.const(16))})
+
+
+def test_fuse_of_three_and_four_axes_folds_back_to_the_flat_index():
+    f = Var("f")
+    e = f // 231 * 231 + f // 33 % 7 * 33 + f % 33
+    assert simplify(e, {f: (0, 5 * 231 - 1)}) is f
+    g = Var("g")
+    e = g // 30 * 30 + g // 15 % 2 * 15 + g // 5 % 3 * 5 + g % 5
+    assert simplify(e, {g: (0, 59)}) is g
+    # a pair whose factors do not match (7 * 33 != 200) must be left alone
+    e = f // 200 * 200 + f // 33 % 7 * 33 + f % 33
+    assert simplify(e, {f: (0, 999)}) is not f
+
+
+def test_fused_three_axes_vectorize_to_a_contiguous_store():
+    import tensorc as tc
+    from tensorc import te
+    A = te.placeholder((5, 7, 33), name="A")
+    B = te.compute((5, 7, 33), lambda i, j, k: A[i, j, k] + 1, name="B")
+    s = te.create_schedule(B.op)
+    fo, fi = s[B].split(s[B].fuse(*B.op.axis), factor=8)
+    s[B].vectorize(fi)
+    text = str(tc.lower(s, [A, B]))
+    assert "ramp(" in text and ", 1, 8)" in text, text
