@@ -40,7 +40,7 @@ from .transform import (arange, broadcast_to, concat, cumsum, einsum, expand, fl
 from .util import INJECTIVE_TAGS, is_injective
 
 #: Operator modules written elsewhere, imported when first accessed as ``tensorc.ops.<name>``.
-_LAZY = ("nn", "conv", "pool", "matmul")
+_LAZY = ("conv", "pool", "matmul", "resize", "schedule_nn")
 
 
 def __getattr__(name):

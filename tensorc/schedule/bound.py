@@ -36,8 +36,8 @@ def interval(e, relax):
     t = type(e)
     if t is E.Var:
         return relax.get(e, (e, e))
-    if t in (E.IntImm, E.FloatImm):
-        return e, e
+    if t in (E.IntImm, E.FloatImm) or not _has_relaxed(e, relax) and not _has_load(e):
+        return e, e  # a point: keep the node itself so enclosing div/mod stay exact
     if t is E.Add:
         a, b = interval(e.a, relax), interval(e.b, relax)
         return None if a is None or b is None else (a[0] + b[0], a[1] + b[1])
@@ -82,8 +82,6 @@ def interval(e, relax):
             return None
         return minimum(a[0], b[0]), maximum(a[1], b[1])
     if t is E.Cast and not _has_relaxed(e, relax):
-        return e, e
-    if not _has_relaxed(e, relax) and not _has_load(e):
         return e, e
     return None
 

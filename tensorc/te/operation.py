@@ -74,10 +74,11 @@ def compute(shape, fcompute, name="compute", tag="", attrs=None):
     """
     shape = _check_shape(shape, f"compute {name!r}")
     params = list(inspect.signature(fcompute).parameters.values())
-    if len(params) == 1 and params[0].kind == inspect.Parameter.VAR_POSITIONAL:
-        names = [f"i{n}" for n in range(len(shape))]
+    fixed = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in params) and len(fixed) <= len(shape):
+        names = fixed + [f"i{n}" for n in range(len(fixed), len(shape))]
     else:
-        names = [p.name for p in params]
+        names = fixed
         if len(names) != len(shape):
             raise ValueError(f"compute {name!r}: shape has {len(shape)} dimensions but the "
                              f"function takes {len(names)} index arguments")
