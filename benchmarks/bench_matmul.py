@@ -13,6 +13,7 @@ import statistics
 import time
 
 import numpy as np
+from common import cpu_pressure
 
 import tensorc as tc
 from tensorc import te
@@ -86,14 +87,6 @@ def matmul_best(n, mr=6, nr=16):
     return s, [A, B, C]
 
 
-def pressure():
-    try:
-        with open("/proc/pressure/cpu") as f:
-            return f.readline().strip()
-    except OSError:
-        return "n/a"
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=1024)
@@ -128,7 +121,7 @@ def main():
         np.testing.assert_allclose(c, ref, rtol=1e-3, atol=1e-3)
         variants[name] = (f, c, time.perf_counter() - t0)
 
-    print(f"matmul {n}^3 float32; cpu pressure before: {pressure()}")
+    print(f"matmul {n}^3 float32; cpu pressure before: {cpu_pressure()}")
     print(f"{'threads':>7} {'variant':>10} {'median ms':>10} {'GFLOP/s':>8} {'vs numpy':>8}")
     for nt in threads:
         tc.runtime.set_num_threads(nt)
@@ -145,7 +138,7 @@ def main():
         for name, ts in times.items():
             t = statistics.median(ts)
             print(f"{nt:>7} {name:>10} {t * 1e3:>10.2f} {flop / t / 1e9:>8.1f} {base / t:>8.2f}")
-    print(f"cpu pressure after: {pressure()}")
+    print(f"cpu pressure after: {cpu_pressure()}")
     for name, (_, _, secs) in variants.items():
         print(f"build time {name}: {secs:.2f} s")
 

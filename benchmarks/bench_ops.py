@@ -30,6 +30,7 @@ import sys
 import time
 
 import numpy as np
+from common import cpu_pressure
 
 import tensorc as tc
 from tensorc import te
@@ -88,14 +89,6 @@ def mobilenetv2_convs():
             cin = c
     add((320, 7, 7, 1280, 1, 1, 0, 1))
     return out
-
-
-def pressure():
-    try:
-        with open("/proc/pressure/cpu") as f:
-            return f.readline().strip()
-    except OSError:
-        return "n/a"
 
 
 def _time(fn):
@@ -253,7 +246,7 @@ def main():
     torch.set_num_threads(nt)
     print(f"threads {nt}, rounds {args.rounds}, libs tc,{args.libs}"
           f"{', ort without spinning' if args.no_spin else ''}; "
-          f"cpu pressure before: {pressure()}")
+          f"cpu pressure before: {cpu_pressure()}")
     if args.net:
         layers = resnet18_convs() if args.net == "resnet18" else mobilenetv2_convs()
         total, total_min = {}, {}
@@ -289,7 +282,7 @@ def main():
                       f"{tmin / base_min:>6.2f}")
             if build_s is not None:
                 print(f"{'':<24} (tensorc build {build_s:.1f} s)", flush=True)
-    print(f"cpu pressure after: {pressure()}")
+    print(f"cpu pressure after: {cpu_pressure()}")
 
 
 if __name__ == "__main__":
