@@ -54,19 +54,19 @@ def interval(e, relax):
             c = a[0]
             return (b[0] * c, b[1] * c) if c.value >= 0 else (b[1] * c, b[0] * c)
         if a[0] is a[1] and b[0] is b[1]:
-            return e, e
+            return _point(e, a[0], b[0])
         return _const_product(a, b)
     if t is E.FloorDiv:
         a = interval(e.a, relax)
         if a is None or not (isinstance(e.b, E.IntImm) and e.b.value > 0):
-            return None if a is None or a[0] is not a[1] else (e, e)
+            return None if a is None or a[0] is not a[1] else _point(e, a[0], e.b)
         return a[0] // e.b, a[1] // e.b
     if t is E.FloorMod:
         a = interval(e.a, relax)
         if a is None:
             return None
         if a[0] is a[1]:
-            return e, e
+            return _point(e, a[0], e.b)
         if isinstance(e.b, E.IntImm) and e.b.value > 0:
             return const(0, e.dtype), const(e.b.value - 1, e.dtype)
         return None
@@ -84,6 +84,18 @@ def interval(e, relax):
     if t is E.Cast and not _has_relaxed(e, relax):
         return e, e
     return None
+
+
+def _point(e, a, b):
+    """The single value of binary node e when its operands are the single values a and b.
+
+    The values may differ from e's own operands (a relaxed variable of extent one is its
+    start), so e itself is returned only when nothing was substituted.
+    """
+    if a is e.a and b is e.b:
+        return e, e
+    v = type(e)(e.dtype, a, b)
+    return v, v
 
 
 def _const_product(a, b):

@@ -302,3 +302,14 @@ def test_conv_oracle_agrees():
 def test_conv_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("oc", [1, 3])
+def test_single_input_channel_conv_with_unit_channel_loop(oc):
+    """One output-channel block of extent < 8: the channel loop inside the attach point has
+    extent 1 and bound inference must substitute its start, not keep the loop variable."""
+    x = te.placeholder((1, 1, 5, 5), name="x")
+    w = te.placeholder((oc, 1, 3, 3), name="w")
+    y = C.conv2d(x, w, padding=(1, 1, 1, 1))
+    xv, wv = rand((1, 1, 5, 5)), rand((oc, 1, 3, 3))
+    run(y, [x, w], {x: xv, w: wv}, ref_conv2d(xv, wv, pads=(1, 1, 1, 1)))
