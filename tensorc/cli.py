@@ -52,9 +52,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- the parser
 
+
+def _model_commands():
+    from tensorc.cli_models import COMMANDS
+    return COMMANDS
+
+
 #: Functions that each add one subcommand to the parser (see the module docstring).
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_info,
+    *_model_commands(),
 ]
 
 
