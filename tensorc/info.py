@@ -13,7 +13,6 @@ without importing it; tests/test_cli.py checks that the two agree.
 
 from __future__ import annotations
 
-import ctypes.util
 import importlib.metadata
 import importlib.util
 import os
@@ -197,21 +196,11 @@ def backends() -> dict[str, dict[str, Any]]:
 
 
 def _toolchain() -> dict[str, Any]:
-    """The C compiler driver that links generated code ($CC, else cc) and the libgomp it links
-    against (``-lgomp``), as that driver resolves it."""
+    """The C compiler driver that links generated code ($CC, else cc) and the source of the thread
+    pool it compiles into every library (parallel loops need no libgomp or other library)."""
     cc = shutil.which(os.environ.get("CC", "cc"))
-    libgomp = None
-    if cc:
-        try:
-            out = subprocess.run([cc, "-print-file-name=libgomp.so"], capture_output=True,
-                                 text=True, timeout=20, check=False).stdout.strip()
-            if os.path.isabs(out) and os.path.exists(out):
-                libgomp = os.path.realpath(out)
-        except (OSError, subprocess.SubprocessError):
-            pass
-    if libgomp is None:
-        libgomp = ctypes.util.find_library("gomp")  # the runtime library, at least
-    return {"cc": cc, "libgomp": libgomp}
+    pool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runtime", "threadpool.c")
+    return {"cc": cc, "threadpool": pool if os.path.exists(pool) else None}
 
 
 def collect() -> dict[str, Any]:
@@ -282,7 +271,8 @@ def format_text(data: dict[str, Any]) -> str:
          if data["num_threads"] is not None else f"INVALID: {data['num_threads_error']}"),
         ("cache dir", data["cache_dir"]),
         ("cc", data["cc"] or "NOT FOUND (needed to link generated code)"),
-        ("libgomp", data["libgomp"] or "NOT FOUND (needed by the parallel runtime)"),
+        ("thread pool", f"built in, compiled with cc from {data['threadpool']}"
+         if data["threadpool"] else "SOURCE MISSING (tensorc/runtime/threadpool.c)"),
     ]
     if data.get("llvm_error"):
         rows.append(("llvm error", data["llvm_error"]))

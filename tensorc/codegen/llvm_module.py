@@ -4,7 +4,7 @@ Each PrimFunc becomes ``int32_t name(void *p0, void *p1, ...)``. Its pointer par
 ``noalias`` (the runtime refuses an output overlapping any other argument), aligned to their element
 and dereferenceable for the whole buffer, which lets LLVM hoist loads out of branches.
 ``__tensorc_metadata`` is NUL-terminated JSON describing the functions, so an exported .so
-describes itself; ``__tensorc_num_threads`` is the thread count parallel loops use (0: libgomp's).
+describes itself; ``__tensorc_num_threads`` is the thread count parallel loops use (0: the pool's default).
 """
 import json
 import math

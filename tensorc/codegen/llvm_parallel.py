@@ -1,23 +1,77 @@
-"""Parallel loops on libgomp's thread pool.
+"""Parallel loops on tensorc's own thread pool (tensorc/runtime/threadpool.c).
 
 An outermost parallel loop becomes three pieces:
 
 - ``<f>_parallelN_body(lo, hi, captured...)``: the loop over [lo, hi) as an ordinary function. The
   captured buffer pointers are real ``noalias`` arguments rather than loads from a struct, so
   the body keeps the alias facts that let LLVM vectorize it.
-- ``<f>_parallelN(closure)``: what ``GOMP_parallel`` runs on every thread: it takes the thread's
-  static contiguous chunk of the range and calls the body on it.
-- at the loop's place: the closure (bounds, a status word, every free variable the body uses) on
-  the stack, and ``GOMP_parallel`` with min(extent, threads) threads, where the thread count is the
-  module global the runtime sets. One thread calls the trampoline directly, skipping libgomp.
+- ``<f>_parallelN(begin, end, closure)``: what the pool calls for each chunk [begin, end) of
+  [0, extent): it unpacks the closure and runs the body over [min + begin, min + end).
+- at the loop's place: the closure (the loop's min and every free variable the body uses) on the
+  stack, and ``tensorc_parallel_for(trampoline, closure, extent, grain, threads)``, where
+  ``threads`` is the module global the runtime sets (0: the pool's default) and ``grain`` the
+  fewest iterations worth a chunk of their own (see ``grain_for``).
 
-A heap allocation failing in any thread sets the status word; the caller then returns it.
+The pool returns the first nonzero status a chunk returned (a heap allocation failing in any
+thread); the function then returns it, so the runtime raises MemoryError.
 """
+import functools
+import hashlib
+import math
+from pathlib import Path
+
 from ..ir import dtype as dt
+from ..ir import expr as E
+from ..ir import stmt as S
 from ..ir.functor import free_vars
 from ..runtime.threads import NUM_THREADS_GLOBAL
-from .llvm_arith import call_intrinsic
 from .llvm_builder import Value, const, llvm_type, zero
+
+POOL_SOURCE = Path(__file__).resolve().parents[1] / "runtime" / "threadpool.c"
+PARALLEL_FOR = "tensorc_parallel_for"
+# Roughly the element operations a chunk should have for the pool's hand-off (a few hundred
+# nanoseconds, more when a worker must be woken) to be worth it: about 2-10 us of work.
+MIN_CHUNK_WORK = 8192
+
+
+@functools.lru_cache(maxsize=None)
+def pool_digest():
+    """SHA-256 of the pool's source. It is written into the IR of every module calling the pool,
+    so it is part of the build-cache key: a changed pool never reuses a library linked with the
+    old one."""
+    return hashlib.sha256(POOL_SOURCE.read_bytes()).hexdigest()
+
+
+def iteration_cost(stmt):
+    """Element operations one run of ``stmt`` makes: stores (lane-weighted) times the constant
+    extents of the loops around them. None when some loop's extent is not a constant."""
+    if isinstance(stmt, S.For):
+        inner = iteration_cost(stmt.body)
+        if inner is None or not isinstance(stmt.extent, E.IntImm):
+            return None
+        return max(int(stmt.extent.value), 0) * inner
+    if isinstance(stmt, S.Store):
+        return dt.lanes(stmt.value.dtype)
+    if isinstance(stmt, S.SeqStmt):
+        costs = [iteration_cost(s) for s in stmt.seq]
+        return None if None in costs else sum(costs)
+    if isinstance(stmt, S.IfThenElse):
+        costs = [iteration_cost(s) for s in (stmt.then_case, stmt.else_case) if s is not None]
+        return None if None in costs else max(costs)
+    if isinstance(stmt, (S.LetStmt, S.Allocate, S.AttrStmt)):
+        return iteration_cost(stmt.body)
+    return 1
+
+
+def grain_for(loop):
+    """Fewest iterations of ``loop`` per chunk: enough for MIN_CHUNK_WORK element operations, so
+    a cheap loop runs on fewer threads (or just the caller) instead of paying for hand-offs. An
+    unknown cost counts as expensive (grain 1): splitting too finely costs little, too coarsely
+    loses the other threads."""
+    cost = iteration_cost(loop.body)
+    if not cost:
+        return 1
+    return max(1, math.ceil(MIN_CHUNK_WORK / cost))
 
 
 def emit_parallel_for(em, loop):
@@ -29,41 +83,27 @@ def emit_parallel_for(em, loop):
     captured = [(v, value) for v, value in em.env.items() if v in used]
     name = mb.unique_name(f"{fb.name}_parallel")
     _emit_body(em, f"{name}_body", loop, captured)
-    field_types = [ty, ty, "ptr"] + [value.ty for _, value in captured]
+    field_types = [ty] + [value.ty for _, value in captured]
     closure_ty = "{ " + ", ".join(field_types) + " }"
     _emit_trampoline(mb, name, closure_ty, field_types, var.dtype)
 
     lo = em.typed(loop.min, var.dtype)
     extent = em.typed(loop.extent, var.dtype)
-    hi = fb.binop("add", lo, extent)
     closure = fb.alloca(closure_ty, 8, hint="closure")
-    status = fb.alloca("i32", 4, hint="status")
-    fb.store(const("i32", 0), status, 4)
-    for k, value in enumerate([lo, hi, status] + [value for _, value in captured]):
+    for k, value in enumerate([lo] + [value for _, value in captured]):
         fb.store(value, fb.struct_gep(closure_ty, closure, k))
 
-    mb.declare("omp_get_max_threads", "i32", [])
-    mb.declare("GOMP_parallel", "void", ["ptr", "ptr", "i32", "i32"])
-    run, team, alone, check, done = (fb.label(f"par.{part}")
-                                     for part in ("run", "team", "alone", "check", "done"))
+    # hidden: a direct call, and the symbol stays private to this library (each has its own pool)
+    mb.declare(PARALLEL_FOR, "hidden i32", ["ptr", "ptr", "i64", "i64", "i32"],
+               f"nounwind ; threadpool.c sha256 {pool_digest()}")
+    run, done = fb.label("par.run"), fb.label("par.done")
     fb.cbr(fb.icmp("sgt" if dt.is_int(var.dtype) else "ugt", extent, zero(ty)), run, done)
     fb.start_block(run)
-    requested = fb.load("i32", Value("ptr", f"@{NUM_THREADS_GLOBAL}"), 4)
-    nthreads = fb.select(fb.icmp("sgt", requested, zero("i32")), requested,
-                         fb.call("i32", "omp_get_max_threads", []))
+    threads = fb.load("i32", Value("ptr", f"@{NUM_THREADS_GLOBAL}"), 4)
     extent64 = fb.convert("sext" if dt.is_int(var.dtype) else "zext", extent, "i64")
-    used_threads = fb.convert("trunc", call_intrinsic(
-        fb, "smin", [extent64, fb.convert("sext", nthreads, "i64")]), "i32")
-    fb.cbr(fb.icmp("sgt", used_threads, const("i32", 1)), team, alone)
-    fb.start_block(team)
-    fb.call("void", "GOMP_parallel", [Value("ptr", f"@{name}"), closure, used_threads,
-                                      const("i32", 0)])
-    fb.br(check)
-    fb.start_block(alone)
-    fb.call("void", name, [closure])
-    fb.br(check)
-    fb.start_block(check)
-    em.return_if(fb.icmp("ne", fb.load("i32", status, 4), zero("i32")))
+    status = fb.call("i32", PARALLEL_FOR, [Value("ptr", f"@{name}"), closure, extent64,
+                                           const("i64", grain_for(loop)), threads])
+    em.return_if(fb.icmp("ne", status, zero("i32")))
     fb.br(done)
     fb.start_block(done)
 
@@ -81,30 +121,14 @@ def _emit_body(em, name, loop, captured):
 
 
 def _emit_trampoline(mb, name, closure_ty, field_types, dtype):
-    mb.declare("omp_get_thread_num", "i32", [])
-    mb.declare("omp_get_num_threads", "i32", [])
-    fb = mb.function(name, "void", [("ptr", "closure", "nocapture readonly")],
+    """i32 name(i64 begin, i64 end, ptr closure): the body over [min + begin, min + end)."""
+    fb = mb.function(name, "i32", [("i64", "begin", ""), ("i64", "end", ""),
+                                   ("ptr", "closure", "nocapture readonly")],
                      linkage="internal")
-    closure = fb.args[0]
-    lo, hi, status, *values = [fb.load(t, fb.struct_gep(closure_ty, closure, k))
-                               for k, t in enumerate(field_types)]
-    widen = "sext" if dt.is_int(dtype) else "zext"
-    lo64, hi64 = fb.convert(widen, lo, "i64"), fb.convert(widen, hi, "i64")
-    tid = fb.convert("sext", fb.call("i32", "omp_get_thread_num", []), "i64")
-    nthreads = fb.convert("sext", fb.call("i32", "omp_get_num_threads", []), "i64")
-    n = fb.binop("sub", hi64, lo64)
-    one = const("i64", 1)
-    chunk = fb.binop("sdiv", fb.binop("add", n, fb.binop("sub", nthreads, one)), nthreads)
-    start = call_intrinsic(fb, "smin", [fb.binop("mul", tid, chunk), n])
-    stop = call_intrinsic(fb, "smin", [fb.binop("add", start, chunk), n])
-    begin = fb.convert("trunc", fb.binop("add", lo64, start), lo.ty)
-    end = fb.convert("trunc", fb.binop("add", lo64, stop), lo.ty)
-    rc = fb.call("i32", f"{name}_body", [begin, end] + values)
-    failed, ok = fb.label("failed"), fb.label("ok")
-    fb.cbr(fb.icmp("ne", rc, zero("i32")), failed, ok)
-    fb.start_block(failed)
-    # Any nonzero status tells the caller a thread failed; several threads may write it at once.
-    fb.emit(f"store atomic i32 1, {status} monotonic, align 4")
-    fb.ret()
-    fb.start_block(ok)
-    fb.ret()
+    begin, end, closure = fb.args
+    lo, *values = [fb.load(t, fb.struct_gep(closure_ty, closure, k))
+                   for k, t in enumerate(field_types)]
+    if lo.ty != "i64":  # chunk bounds lie in [0, extent), so they fit the loop variable's type
+        begin, end = fb.convert("trunc", begin, lo.ty), fb.convert("trunc", end, lo.ty)
+    fb.ret(fb.call("i32", f"{name}_body", [fb.binop("add", lo, begin),
+                                           fb.binop("add", lo, end)] + values))

@@ -276,14 +276,14 @@ def graph_c_header(metadata, library_name, header_name):
              f" *   \"{metadata['target']}\".",
              f" * The whole model as one function, {entry}(); its weights are inside "
              f"{_comment(library_name)}.",
-             " * Link with that library (it needs libgomp). Buffers are dense row-major (C order)",
+             " * Link with that library (it needs only libc). Buffers are dense row-major (C order)",
              " * arrays aligned to their element size; an output must not overlap any other",
              " * argument. The function returns 0 on success, nonzero if memory for intermediate",
              " * results could not be allocated. It may be called from several threads at once.",
              " * float16 is passed as raw IEEE half bits (uint16_t).",
              " */", f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", "",
              "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
-             "/* Threads a parallel loop may use; 0 lets libgomp decide (OMP_NUM_THREADS). */",
+             "/* Threads a parallel loop may use; 0 uses TENSORC_NUM_THREADS, else the usable cores. */",
              "extern int32_t __tensorc_num_threads;", "",
              f"/* {entry}: {n_in} input{'s' * (n_in != 1)}, {n_out} output{'s' * (n_out != 1)}"]
     args, taken = [], set()

@@ -5,6 +5,13 @@ C too); this module writes the process-wide setting into every library it loads 
 of them whenever the setting changes. The default comes from ``TENSORC_NUM_THREADS``, else the
 cores this process may run on (its affinity mask, not the machine's core count, so a container or
 ``taskset`` limit is respected).
+
+Every parallel loop passes the global's current value to the library's thread pool
+(tensorc/runtime/threadpool.c), so a change applies from the next loop on: the pool starts
+missing workers when the count grows and leaves the surplus asleep when it shrinks. 1 runs loops
+in the calling thread and never starts a worker. A C program that leaves the global at 0 gets the
+pool's default, the same rule as here (``TENSORC_NUM_THREADS``, else the usable cores). Each
+library has its own pool, so two libraries used at once have two sets of workers.
 """
 import ctypes
 import os

@@ -1,4 +1,5 @@
-"""Parallel loops on libgomp: coverage of the range, per-thread buffers, captures, thread count."""
+"""Parallel loops on tensorc's thread pool: coverage of the range, per-thread buffers, captures,
+thread count, chunk grain. The pool itself is tested in tests/runtime/test_threadpool.py."""
 import os
 import subprocess
 import sys
@@ -8,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tensorc.runtime as rt
 from tensorc.codegen import build_module
+from tensorc.codegen.llvm_parallel import MIN_CHUNK_WORK, grain_for, iteration_cost
 from tensorc.ir import expr as E
 from tensorc.ir import stmt as S
 from tensorc.ir.op import const
@@ -57,28 +60,41 @@ def run_rows(mod, rows, cols):
     return a, b
 
 
+@pytest.fixture
+def threads():
+    """Set the thread count for one test (more threads than cores is allowed)."""
+    before = rt.get_num_threads()
+    yield rt.set_num_threads
+    rt.set_num_threads(before)
+
+
 @pytest.mark.parametrize("rows", [0, 1, 2, 37])
 @pytest.mark.parametrize("index_dtype", ["int32", "int64"])
-def test_parallel_loop_writes_every_row(rows, index_dtype):
-    mod = build_module([rows_kernel(rows, 64, index_dtype=index_dtype)], "rows")
-    assert "GOMP_parallel" in mod.get_source("ll-unoptimized")
-    a, b = run_rows(mod, rows, 64)
-    np.testing.assert_array_equal(b, expected_rows(a))
-
-
-@pytest.mark.parametrize("scratch", [64, 20000])  # stack, then heap (80 KB)
-def test_scratch_buffer_inside_parallel_loop_is_per_thread(scratch):
-    mod = build_module([rows_kernel(64, 64, scratch_elems=scratch)], "rows")
-    for _ in range(5):
-        a, b = run_rows(mod, 64, 64)
+@pytest.mark.parametrize("cols", [64, MIN_CHUNK_WORK])  # one chunk (caller alone), or a row each
+def test_parallel_loop_writes_every_row(rows, index_dtype, cols, threads):
+    mod = build_module([rows_kernel(rows, cols, index_dtype=index_dtype)], "rows")
+    assert "call i32 @tensorc_parallel_for" in mod.get_source("ll-unoptimized")
+    for n in (1, 2, 3):
+        threads(n)
+        a, b = run_rows(mod, rows, cols)
         np.testing.assert_array_equal(b, expected_rows(a))
 
 
-def test_parallel_result_identical_to_serial():
-    par = build_module([rows_kernel(50, 96, "parallel", scratch_elems=96)], "rows")
-    ser = build_module([rows_kernel(50, 96, "serial", scratch_elems=96)], "rows")
-    assert "GOMP_parallel" not in ser.get_source("ll-unoptimized")
-    a = np.random.rand(50, 96).astype("float32")
+@pytest.mark.parametrize("scratch", [4096, 20000])  # stack, then heap (80 KB)
+def test_scratch_buffer_inside_parallel_loop_is_per_thread(scratch, threads):
+    threads(3)
+    mod = build_module([rows_kernel(64, 4096, scratch_elems=scratch)], "rows")
+    for _ in range(5):
+        a, b = run_rows(mod, 64, 4096)
+        np.testing.assert_array_equal(b, expected_rows(a))
+
+
+def test_parallel_result_identical_to_serial(threads):
+    threads(2)
+    par = build_module([rows_kernel(50, 960, "parallel", scratch_elems=960)], "rows")
+    ser = build_module([rows_kernel(50, 960, "serial", scratch_elems=960)], "rows")
+    assert "tensorc_parallel_for" not in ser.get_source("ll-unoptimized")
+    a = np.random.rand(50, 960).astype("float32")
     out_p, out_s = np.empty_like(a), np.empty_like(a)
     par(a, out_p)
     ser(a, out_s)
@@ -94,23 +110,29 @@ def test_nested_parallel_loop_runs_serially_inside_and_captures_outer_values():
     body = loop(t, 3, S.LetStmt(k, t + 1, loop(r, 9, loop(c, 16, store, "parallel"), "parallel")))
     mod = build_module([func("nest", [a, o], body, [1])], "nest")
     ir = mod.get_source("ll-unoptimized")
-    assert ir.count("call void @GOMP_parallel") == 1 and "nest_parallel1" not in ir
+    assert ir.count("call i32 @tensorc_parallel_for") == 1 and "nest_parallel1" not in ir
     x = np.random.rand(9, 16).astype("float32")
     out = np.full((3, 9, 16), np.nan, "float32")
     mod(x, out)
     np.testing.assert_array_equal(out, x[None] * np.arange(1, 4, dtype="float32")[:, None, None])
 
 
-def test_allocation_failure_in_a_thread_raises_memory_error():
-    a, o = buf("A", (8,), "int32"), buf("O", (8,))
-    tmp, r = E.Var("tmp", "handle"), E.Var("r")
-    body = loop(r, 8, S.Allocate(tmp, "float32", 2 ** 58, S.SeqStmt((
+@pytest.mark.parametrize("nthreads", [1, 2, 4])
+def test_allocation_failure_in_a_thread_raises_memory_error(nthreads, threads):
+    """Rows 0-3 fill their output; rows 4-7 fail to allocate, on whichever thread claims them."""
+    a, o = buf("A", (8,), "int32"), buf("O", (8, MIN_CHUNK_WORK))
+    tmp, r, c = E.Var("tmp", "handle"), E.Var("r"), E.Var("c")
+    fill = loop(c, MIN_CHUNK_WORK, S.Store(o.data, const(1.0), r * MIN_CHUNK_WORK + c))
+    greedy = S.Allocate(tmp, "float32", 2 ** 58, S.SeqStmt((
         S.Store(tmp, const(1.0), E.Load("int32", a.data, const(0))),  # not forwardable below
-        S.Store(o.data, E.Load("float32", tmp, E.Load("int32", a.data, r)), r),
-    ))), "parallel")
+        S.Store(o.data, E.Load("float32", tmp, E.Load("int32", a.data, r)), r * MIN_CHUNK_WORK),
+    )))
+    body = loop(r, 8, S.SeqStmt((fill, S.IfThenElse(r >= 4, greedy))), "parallel")
     mod = build_module([func("greedy", [a, o], body, [1])], "greedy")
-    with pytest.raises(MemoryError):
-        mod(np.zeros(8, "int32"), np.empty(8, "float32"))
+    threads(nthreads)
+    for _ in range(20):
+        with pytest.raises(MemoryError):
+            mod(np.zeros(8, "int32"), np.empty((8, MIN_CHUNK_WORK), "float32"))
 
 
 THREAD_PROBE = textwrap.dedent("""
@@ -120,13 +142,13 @@ THREAD_PROBE = textwrap.dedent("""
     import tensorc.runtime as rt
     from test_llvm_parallel import rows_kernel, run_rows, expected_rows
     from tensorc.codegen import build_module
-    mod = build_module([rows_kernel(64, 64)], "rows")
+    mod = build_module([rows_kernel(64, 1024)], "rows")
     before = len(os.listdir("/proc/self/task"))
-    a, b = run_rows(mod, 64, 64)
+    a, b = run_rows(mod, 64, 1024)
     assert (b == expected_rows(a)).all()
     print(rt.get_num_threads(), len(os.listdir("/proc/self/task")) - before)
     rt.set_num_threads(3)
-    a, b = run_rows(mod, 64, 64)
+    a, b = run_rows(mod, 64, 1024)
     assert (b == expected_rows(a)).all()
     print(rt.get_num_threads(), len(os.listdir("/proc/self/task")) - before)
 """)
@@ -146,7 +168,22 @@ def _probe(threads_env):
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 def test_tensorc_num_threads_is_honoured():
     (n1, extra1), (n3, extra3) = _probe("1")
-    assert (n1, extra1) == (1, 0)  # one thread: no libgomp team at all
+    assert (n1, extra1) == (1, 0)  # one thread: the pool starts no worker at all
     assert n3 == 3 and extra3 == 2  # set_num_threads reaches the already loaded module
     (n2, extra2), _ = _probe("2")
     assert (n2, extra2) == (2, 1)
+
+
+def test_grain_follows_the_work_per_iteration():
+    r, c = E.Var("r"), E.Var("c")
+    a = buf("A", (4, 100))
+    store = S.Store(a.data, const(1.0), r * 100 + c)
+    assert iteration_cost(store) == 1
+    assert iteration_cost(loop(c, 100, store)) == 100
+    both = S.SeqStmt((loop(c, 100, store), S.IfThenElse(r > 1, loop(c, 30, store))))
+    assert iteration_cost(both) == 130
+    unknown = S.For(c, const(0), E.Load("int32", a.data, r), "serial", store)
+    assert iteration_cost(unknown) is None
+    assert grain_for(loop(r, 4, loop(c, 100, store))) == -(-MIN_CHUNK_WORK // 100)
+    assert grain_for(loop(r, 4, loop(c, MIN_CHUNK_WORK * 2, store))) == 1
+    assert grain_for(loop(r, 4, unknown)) == 1
