@@ -44,7 +44,6 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# from_torchscript is left out of __all__ until its module exists ("import *" would fail)
-__all__ = ["from_onnx", "ImporterError", "UnsupportedOpsError",
+__all__ = ["from_onnx", "from_torchscript", "ImporterError", "UnsupportedOpsError",
            "DynamicShapeError", "ModelParseError", "NonConstantInputError", "OpsetError",
            "UnsupportedDtypeError", "UnsupportedFeatureError", "MissingDependencyError"]

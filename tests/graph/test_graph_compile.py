@@ -195,3 +195,17 @@ def test_small_cnn_with_pooling():
     mod = tc.compile(g)
     xa = rnd(rng, 2, 3, 12, 12)
     np.testing.assert_allclose(mod(xa)[0], run_graph(g, [xa])[0], rtol=1e-4, atol=1e-5)
+
+
+def test_zero_dim_constant_output_keeps_its_shape():
+    import numpy as np
+    import tensorc as tc
+    from tensorc.graph import GraphBuilder, run_graph
+    gb = GraphBuilder("r")
+    x = gb.input("x", (3,))
+    c = gb.const("c", np.array(5, dtype=np.int64))
+    gb.output(gb.op("relu", x), gb.op("reshape", c, newshape=[]))
+    g = gb.graph()
+    xv = np.ones(3, "float32")
+    assert run_graph(g, [xv])[1].shape == ()
+    assert tc.compile(g)(xv)[1].shape == ()

@@ -78,7 +78,9 @@ def consumers(graph):
 
 
 def new_const(name, array, dtype=None):
-    a = np.ascontiguousarray(array if dtype is None else np.asarray(array).astype(dtype))
+    # np.require keeps 0-d arrays 0-d (ascontiguousarray would make them shape (1,))
+    a = np.require(array if dtype is None else np.asarray(array).astype(dtype),
+                   requirements="C")
     a.setflags(write=False)
     return Value(name, tuple(a.shape), a.dtype.name, a)
 
