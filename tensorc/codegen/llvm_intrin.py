@@ -3,7 +3,11 @@
 LLVM intrinsics are preferred because they are vector-typed: floor, sqrt and friends become single
 vector instructions, and the rest are scalarized to libm by the backend. erf, log1p and expm1 have
 no LLVM intrinsic and are called from libm lane by lane. float16 is computed in float32.
+
+float32 vectors of exp, exp2, expm1, log, log2, log1p, tanh, sigmoid and erf (and a few float32
+scalars) do not go to libm at all: llvm_vecmath emits them as straight-line vector code.
 """
+from . import llvm_vecmath
 from .llvm_arith import call_intrinsic, fmod_floor, in_float32
 from .llvm_builder import Value, const, element_type, lanes_of
 
@@ -27,11 +31,14 @@ def emit_call(em, e):
     if element_type(args[0].ty) not in ("half", "float", "double"):
         raise TypeError(f"LLVM codegen: {e.name} needs floating-point arguments, got {e.dtype}")
     fb = em.fb
-    return in_float32(fb, lambda *xs: _compute(fb, e.name, xs, em.call_flags), *args)
+    fma = llvm_vecmath.target_has_fma(getattr(em, "target", None))
+    return in_float32(fb, lambda *xs: _compute(fb, e.name, xs, em.call_flags, fma), *args)
 
 
-def _compute(fb, name, xs, flags):
+def _compute(fb, name, xs, flags, fma=False):
     x = xs[0]
+    if llvm_vecmath.handles(name, x.ty):
+        return llvm_vecmath.emit(fb, name, x, fma)
     if name in _LLVM_UNARY:
         return call_intrinsic(fb, _LLVM_UNARY[name], [x], flags=flags)
     if name in _LIBM_UNARY:
