@@ -94,7 +94,9 @@ class Sum:
         items = [self.terms[k] for k in sorted(self.terms)]
         pos = [(a, c) for a, c in items if c > 0]
         neg = [(a, -c) for a, c in items if c < 0]
-        const = self.const
+        # One representative per residue class, so a constant produced by folding (-254 in
+        # uint8) prints the same as the one re-collection gives (+2): simplify is idempotent.
+        const = signed_rep(self.const, t)
         if pos:
             out = _monomial(*pos[0], t)
             for a, c in pos[1:]:

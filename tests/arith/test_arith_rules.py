@@ -264,3 +264,12 @@ def test_fused_three_axes_vectorize_to_a_contiguous_store():
     s[B].vectorize(fi)
     text = str(tc.lower(s, [A, B]))
     assert "ramp(" in text and ", 1, 8)" in text, text
+
+
+def test_folded_unsigned_constant_is_canonical_so_simplify_is_idempotent():
+    """Found by the property test: uint8 max(255, b) % 2 folded to `x - 254` and a second
+    pass gave `x + 2` (equal modulo 256, but simplify must reach a fixed point)."""
+    b = Var("b", "uint8")
+    e = op.floormod(op.maximum(op.const(255, "uint8"), b), op.const(2, "uint8"))
+    once = simplify(e, {b: (0, 1)})
+    assert str(simplify(once, {b: (0, 1)})) == str(once)
