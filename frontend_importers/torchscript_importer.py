@@ -56,6 +56,7 @@ import re
 import numpy as np
 
 from tensorc.graph.ir import Graph, Node, Value
+from tensorc.graph.names import UniqueNames
 
 from .errors import (DynamicShapeError, ImporterError, MissingDependencyError, ModelParseError,
                      UnsupportedDtypeError, UnsupportedFeatureError, UnsupportedOpsError)
@@ -271,8 +272,7 @@ class Context:
         self.label = label
         self.nodes = []
         self.call = None
-        self._names = set()
-        self._counter = {}
+        self._names = UniqueNames()
         self._const_cache = {}      # (id(tensor), dtype) -> (tensor, Value)
         self.tensor_names = {}      # id(constant tensor) -> (tensor, TorchScript name)
         self._emitted = []
@@ -282,17 +282,7 @@ class Context:
     # names ------------------------------------------------------------------------------
 
     def fresh(self, base):
-        base = str(base) or "v"
-        if base not in self._names:
-            self._names.add(base)
-            return base
-        k = self._counter.get(base, 1)
-        while f"{base}_{k}" in self._names:
-            k += 1
-        self._counter[base] = k + 1
-        name = f"{base}_{k}"
-        self._names.add(name)
-        return name
+        return self._names.fresh(str(base) or "v")
 
     def _node_name(self, base):
         name, k = base, 1
@@ -428,9 +418,8 @@ class Context:
                 want = tv.debugName() if len(vals) == 1 else f"{tv.debugName()}.{j}"
                 if want in self._names:
                     continue
-                self._names.discard(v.name)
+                self._names.rename(v.name, want)
                 v.name = want
-                self._names.add(want)
         first = outputs[0] if outputs else None
         if isinstance(first, Value) and tvs:
             main = next((n for n in self._emitted if any(v is first for v in n.outputs)), None)
@@ -1069,7 +1058,7 @@ def _materialize_outputs(ctx, flat, inputs, label):
                                   f"{oname}/copy"))
             x = copy
         else:
-            ctx._names.discard(x.name)
+            ctx._names.release(x.name)
             x.name = ctx.fresh(oname)
         seen.add(id(x))
         result.append(x)

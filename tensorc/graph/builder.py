@@ -18,6 +18,7 @@ import numpy as np
 from ..ir import dtype as dt
 from .infer import GraphError, infer_node, track_known
 from .ir import Graph, Node, Value
+from .names import UniqueNames
 
 
 class GraphBuilder:
@@ -27,22 +28,11 @@ class GraphBuilder:
                              f"{name!r}")
         self.name = name
         self._inputs, self._nodes, self._outputs = [], [], []
-        self._names = set()
-        self._counter = {}
+        self._names = UniqueNames()
         self._known = {}  # small values computed from constants only (shape arithmetic)
 
     def _fresh(self, base):
-        base = str(base)
-        if base not in self._names:
-            self._names.add(base)
-            return base
-        k = self._counter.get(base, 1)
-        while f"{base}_{k}" in self._names:
-            k += 1
-        self._counter[base] = k + 1
-        name = f"{base}_{k}"
-        self._names.add(name)
-        return name
+        return self._names.fresh(base)
 
     def input(self, name, shape, dtype="float32"):
         """A graph input of static ``shape``."""
