@@ -26,7 +26,8 @@ from typing import NamedTuple, Tuple
 
 import numpy as np
 
-from .module import _C_KEYWORDS, Module, _c_type, _missing_cpu_features, atomic_write
+from .module import (_C_KEYWORDS, Module, _c_type, _missing_cpu_features, atomic_write,
+                     export_shared_library)
 
 WEIGHTS_SYMBOL = "__tensorc_weights"  # exported address of the weights blob
 _ALIGN = 64
@@ -220,12 +221,8 @@ class GraphModule:
 
     def export_library(self, path):
         """Write the shared library to ``path`` and a C header next to it (same name, ``.h``)."""
-        path = os.fspath(path)
-        header = os.path.splitext(path)[0] + ".h"
-        atomic_write(path, Path(self.path).read_bytes())
-        atomic_write(header, graph_c_header(self.metadata, os.path.basename(path),
-                                            os.path.basename(header)).encode())
-        return path
+        return export_shared_library(self.path, path,
+                                     lambda lib, hdr: graph_c_header(self.metadata, lib, hdr))
 
 
 def _dlopen_fresh(path):

@@ -213,12 +213,18 @@ class Module:
 
     def export_library(self, path):
         """Write the shared library to ``path`` and a C header next to it (same name, ``.h``)."""
-        path = os.fspath(path)
-        header = os.path.splitext(path)[0] + ".h"
-        atomic_write(path, Path(self.path).read_bytes())
-        atomic_write(header, c_header(self.metadata, os.path.basename(path),
-                                       os.path.basename(header)).encode())
-        return path
+        return export_shared_library(self.path, path,
+                                     lambda lib, hdr: c_header(self.metadata, lib, hdr))
+
+
+def export_shared_library(so_path, path, make_header):
+    """Copy the shared object ``so_path`` to ``path`` and write the header text
+    ``make_header(library_name, header_name)`` next to it (same name, ``.h``)."""
+    path = os.fspath(path)
+    header = os.path.splitext(path)[0] + ".h"
+    atomic_write(path, Path(so_path).read_bytes())
+    atomic_write(header, make_header(os.path.basename(path), os.path.basename(header)).encode())
+    return path
 
 
 def _missing_cpu_features(target):
