@@ -181,14 +181,19 @@ def _parallel_choice(batch, shape, jo, N, nr, work):
     return None
 
 
+def _local_accumulator(s, C, out):
+    """The stage that accumulates C's reduction in a small local buffer at the output tile:
+    a cache_write of C when C is the group's output, else C itself (an epilogue reads it)."""
+    if out is C:
+        return s.cache_write(C, "local")
+    s[C].set_scope("local")
+    return C
+
+
 def _schedule_matmul_packed(s, C, out, bp, mr, nr):
     M = C.op.attrs["M"]
     mr = min(mr, M)
-    if out is C:
-        CC = s.cache_write(C, "local")
-    else:
-        CC = C
-        s[C].set_scope("local")
+    CC = _local_accumulator(s, C, out)
     st = s[out]
     *batch, i, j = st.op.axis
     io, ii = st.split(i, factor=mr)
@@ -221,11 +226,7 @@ def _schedule_matvec_cols(s, C, out, M, cols=512, vec=64):
     """Few rows, B rows contiguous along the output columns: every thread owns a block of
     ``cols`` columns whose accumulators stay in L1 while the rows of B stream past, k outer
     (sequential reads of B)."""
-    if out is C:
-        CC = s.cache_write(C, "local")
-    else:
-        CC = C
-        s[C].set_scope("local")
+    CC = _local_accumulator(s, C, out)
     st = s[out]
     *batch, i, j = st.op.axis
     jo, ji = st.split(j, factor=cols)
@@ -545,11 +546,7 @@ def schedule_pool(s, anchor, out=None):
             fused = fuse_epilogue(s, R, anchor)
             st = fused if fused is not None else st
     inputs = R.op.input_tensors
-    if R is out:
-        RC = s.cache_write(R, "local")
-    else:
-        RC = R
-        s[R].set_scope("local")
+    RC = _local_accumulator(s, R, out)
     st = s[out]
     n, c, *sp = list(st.op.axis)
     nc = st.fuse(n, c)
