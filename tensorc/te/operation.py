@@ -171,6 +171,18 @@ def _iinfo(t):
     return int(i.min), int(i.max)
 
 
+class _Identity:
+    """A reducer's identity as an object rather than a closure, so that TE programs using the
+    built-in reducers pickle (the autotuner ships them to worker processes)."""
+
+    def __init__(self, fidentity):
+        self.fidentity = fidentity
+
+    def __call__(self, t):
+        v = self.fidentity(t)
+        return convert(v).astype(t) if not isinstance(v, (int, float)) else const(v, t)
+
+
 def comm_reducer(fcombine, fidentity, name="reduce"):
     """A reducer from combine(x, y) and identity(dtype), usable like te.sum."""
     def reducer(expr, axis, where=None, init=None):
@@ -187,11 +199,7 @@ def comm_reducer(fcombine, fidentity, name="reduce"):
         result = convert(fcombine(lhs, rhs))
         if result.dtype != expr.dtype:
             result = result.astype(expr.dtype)
-
-        def identity(t):
-            v = fidentity(t)
-            return convert(v).astype(t) if not isinstance(v, (int, float)) else const(v, t)
-        comb = CommReducer(name, lhs, rhs, result, identity)
+        comb = CommReducer(name, lhs, rhs, result, _Identity(fidentity))
         cond = const(True) if where is None else convert(where)
         if init is not None:
             raise NotImplementedError(f"{name}: init= is not supported")
