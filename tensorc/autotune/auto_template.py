@@ -102,22 +102,76 @@ def auto_schedule(outputs):
     cfg = get_config()
     s = create_schedule([t.op for t in outputs])
     out = outputs[0]
+    feeders = _reduction_inputs(s)
     for st in list(s.stages):
-        if not st.is_placeholder and not st.is_output and not st.op.reduce_axis:
+        if not st.is_placeholder and not st.is_output and not st.op.reduce_axis and \
+                st not in feeders:
             st.compute_inline()
+    if feeders:
+        cfg.define_knob("inline_inputs", [True, False])
+        for st in feeders:
+            if cfg["inline_inputs"].val:
+                st.compute_inline()
+            else:
+                _schedule_root_injective(st)
     red = _anchor_reduction(s, out)
-    if red is None:
-        outer = _schedule_injective(s, cfg, out)
-    else:
+    if red is not None:
         outer = _schedule_tiled(s, cfg, red, out)
+    else:
+        red = _heaviest_reduction(s)
+        if red is not None:
+            _schedule_tiled(s, cfg, red, red)
+        outer = _schedule_injective(s, cfg, out)
     rest = [st for st in s.stages if not st.is_placeholder and not st.is_output and
-            st.attach_type == "root" and (red is None or st.op is not red.op)]
+            st.attach_type == "root" and not st.relations and not st.iter_var_attrs]
     if rest and outer is not None:
         cfg.define_knob("inner_stages", ["root", "outer"])
         if cfg["inner_stages"].val == "outer":
             for st in rest:
                 st.compute_at(s[out], outer)
     return s
+
+
+def _reduction_inputs(s):
+    """Injective stages read directly by a reduction (padding, layout packing): computing them
+    once at the root can beat recomputing them inside the reduction's innermost loop."""
+    found = []
+    for st in s.stages:
+        if st.is_placeholder or not st.op.reduce_axis:
+            continue
+        for t in st.op.input_tensors:
+            f = s[t]
+            if not f.is_placeholder and not f.is_output and not f.op.reduce_axis and \
+                    f not in found:
+                found.append(f)
+    return found
+
+
+def _schedule_root_injective(st):
+    axes = list(st.op.axis)
+    loop = axes[0]
+    for iv in axes[1:-1]:
+        loop = st.fuse(loop, iv)
+    if len(axes) > 1:
+        st.parallel(loop)
+    last = axes[-1]
+    if int(last.dom.extent.value) > MAX_INNER:
+        _, last = st.split(last, factor=16)
+    st.vectorize(last)
+
+
+def _heaviest_reduction(s):
+    """The non-output reduction stage with the most multiply-adds, if any."""
+    best, work = None, 0
+    for st in s.stages:
+        if st.is_placeholder or st.is_output or not st.op.reduce_axis:
+            continue
+        n = 1
+        for iv in st.op.axis + st.op.reduce_axis:
+            n *= int(iv.dom.extent.value)
+        if n > work:
+            best, work = st.op.output(0), n
+    return best
 
 
 def _anchor_reduction(s, out):

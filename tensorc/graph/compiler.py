@@ -136,14 +136,28 @@ def _inline_leftovers(s):
             st.compute_inline()
 
 
-def lower_group(group, name="kernel"):
-    """The lowered PrimFunc of one group: parameters = group inputs, then outputs."""
-    from ..driver import lower
+def group_tensors(group):
+    """(placeholders, outputs) of a group's TE, the outputs renamed where a name would repeat
+    or look like an input's: these are the kernel's parameters."""
     phs, outs = group_te(group)
     if len({t.name for t in outs}) != len(outs) or any(t.name.startswith("p") and
                                                        t.name[1:].isdigit() for t in outs):
         for k, t in enumerate(outs):  # distinct parameter names
             t.op.name = f"out{k}_{t.op.name}"
+    return phs, outs
+
+
+def lower_group(group, name="kernel", config=None):
+    """The lowered PrimFunc of one group: parameters = group inputs, then outputs.
+
+    ``config``: a tuned point of the group's auto-template (see ``autotune.graph_tasks``);
+    None schedules with the default schedule."""
+    from ..driver import lower
+    if config is not None:
+        from ..autotune.graph_tasks import GroupTask
+        s, args = GroupTask(group).instantiate(config)
+        return lower(s, args, name=name)
+    phs, outs = group_tensors(group)
     s = schedule_group(outs)
     return lower(s, phs + outs, name=name)
 
@@ -174,8 +188,8 @@ def group_signature(group):
 
 
 def _lower_worker(args):
-    group, name = args
-    return lower_group(group, name)
+    group, name, config = args
+    return lower_group(group, name, config)
 
 
 def _strip(group):
@@ -209,11 +223,13 @@ def _jobs(n_groups):
     return min(cpus, 8) if n_groups >= PARALLEL_MIN_GROUPS and cpus >= PARALLEL_MIN_CPUS else 1
 
 
-def lower_groups(groups, jobs=None):
-    """Lowered PrimFunc (named "kernel") per group, in a process pool when there are many."""
+def lower_groups(groups, jobs=None, configs=None):
+    """Lowered PrimFunc (named "kernel") per group, in a process pool when there are many.
+    ``configs``: per group, a tuned config or None (default schedule)."""
+    configs = configs or [None] * len(groups)
     jobs = _jobs(len(groups)) if jobs is None else jobs
     if jobs > 1 and len(groups) > 1:
-        work = [(_strip(g), "kernel") for g in groups]
+        work = [(_strip(g), "kernel", c) for g, c in zip(groups, configs)]
         import concurrent.futures as cf
         import multiprocessing as mp
         import pickle
@@ -229,7 +245,7 @@ def lower_groups(groups, jobs=None):
                 pickle.PickleError) as e:
             # unpicklable IR or no processes: lower here instead
             log.info("parallel lowering unavailable (%s); lowering serially", e)
-    return [lower_group(g, "kernel") for g in groups]
+    return [lower_group(g, "kernel", c) for g, c in zip(groups, configs)]
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -244,6 +260,19 @@ def _output_names(graph):
         taken.add(name)
         names.append(name)
     return names
+
+
+def _tuned_configs(groups, target):
+    """Per group, the tuned config of the active ``apply_history_best`` context (None: the
+    default schedule); all None without a context."""
+    from ..autotune.dispatch import current_context, lookup_best
+    if current_context() is None:
+        return [None] * len(groups)
+    from ..autotune.graph_tasks import tuned_config
+    configs = [tuned_config(g, target, lookup_best) for g in groups]
+    log.info("compile: %d of %d kernels use tuned schedules",
+             sum(c is not None for c in configs), len(groups))
+    return configs
 
 
 def build_plan(graph, target="llvm", dump=None, jobs=None):
@@ -280,7 +309,8 @@ def build_plan(graph, target="llvm", dump=None, jobs=None):
     unique = {}
     for grp, sig in zip(compiled, sigs):
         unique.setdefault(sig, grp)
-    lowered = dict(zip(unique, lower_groups(list(unique.values()), jobs)))
+    configs = _tuned_configs(list(unique.values()), target)
+    lowered = dict(zip(unique, lower_groups(list(unique.values()), jobs, configs)))
     funcs = [lowered[sig] for sig in sigs]
     times["lower"] = time.perf_counter() - t0
 
@@ -397,16 +427,21 @@ def make_plan(g, model, groups, group_kernels, out_names):
 def compile(graph, target="llvm", tuning_db=None, dump=False, jobs=None):  # noqa: A001
     """Compile ``graph`` into one GraphModule (one shared object, weights inside).
 
-    ``tuning_db``: tuned schedules arrive with the autotuner; accepted and, for now, ignored.
+    ``tuning_db``: a tuning database (path or ``autotune.TuningDatabase``) whose best records
+    schedule the kernels they were tuned for (see ``autotune.extract_tasks``); kernels without
+    a record, or whose best record is the default schedule, keep the default schedule. An
+    enclosing ``autotune.apply_history_best`` context is consulted the same way.
     ``dump``: print the graph before/after each pass (also TENSORC_DUMP_GRAPH=1).
     ``jobs``: worker processes for lowering (default: automatic; 1 lowers in this process).
     """
     from ..codegen.llvm_graph import build_graph_module
-    if tuning_db is not None:
-        log.warning("compile: tuning_db is ignored for now; tuned schedules arrive with the "
-                    "autotuner (default schedules are used)")
     t_all = time.perf_counter()
-    info = build_plan(graph, target, dump=dump if dump else None, jobs=jobs)
+    if tuning_db is not None:
+        from ..autotune.dispatch import apply_history_best
+        with apply_history_best(tuning_db):
+            info = build_plan(graph, target, dump=dump if dump else None, jobs=jobs)
+    else:
+        info = build_plan(graph, target, dump=dump if dump else None, jobs=jobs)
     t0 = time.perf_counter()
     mod = build_graph_module(info.kernels, info.plan, target)
     info.timings["codegen"] = time.perf_counter() - t0

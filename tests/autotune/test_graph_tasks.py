@@ -1,0 +1,75 @@
+"""Model tuning plumbing: the tasks of a graph and compile(graph, tuning_db=...) scheduling
+each kernel with its best record (or its default schedule)."""
+import os
+import sys
+import time
+
+import numpy as np
+
+import tensorc as tc
+from tensorc.autotune.database import TuningDatabase
+from tensorc.autotune.graph_tasks import DEFAULT, GroupTask, extract_tasks
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "graph"))
+from graph_helpers import mlp, residual_block  # noqa: E402
+
+
+class _Result:
+    def __init__(self, cost):
+        self.costs, self.error_no, self.error_msg = (cost,), 0, ""
+        self.timestamp, self.all_cost = time.time(), cost
+
+
+def test_tasks_of_a_residual_block_and_an_mlp():
+    g, *_ = residual_block(np.random.default_rng(0), c=8, hw=9)
+    tasks = extract_tasks(g)
+    assert len(tasks) == 2 and all(t.name == "group_conv2d_add_relu" for t in tasks)
+    assert tasks[0].flop >= tasks[1].flop > 8 * 8 * 9 * 9 * 9 * 2
+    assert len({t.key for t in tasks}) == 2
+    m, *_ = mlp(np.random.default_rng(1))
+    names = [t.name for t in extract_tasks(m)]
+    assert sorted(names) == ["group_dense", "group_dense_relu", "group_softmax"], names
+
+
+def test_same_group_twice_is_one_task_with_weight_two():
+    from tensorc.graph.builder import GraphBuilder
+    rng = np.random.default_rng(2)
+    gb = GraphBuilder("twice")
+    x = gb.input("x", (3, 16))
+    w = gb.const("w", rng.uniform(-1, 1, (16, 16)).astype("float32"))
+    h = gb.op("relu", gb.op("matmul", x, w))
+    h = gb.op("relu", gb.op("matmul", h, w))
+    gb.output(h)
+    (task,) = extract_tasks(gb.graph())
+    assert task.weight == 2
+
+
+def test_compile_uses_the_best_record_of_each_kernel(tmp_path):
+    rng = np.random.default_rng(3)
+    g, *_ = residual_block(rng, c=8, hw=9)
+    x = rng.uniform(0.5, 1.5, (1, 8, 9, 9)).astype("float32")
+    want = tc.compile(g)(x)[0]
+    tasks = extract_tasks(g)
+    path = str(tmp_path / "tune.db")
+    with TuningDatabase(path) as db:
+        for k, t in enumerate(tasks):
+            space = t.config_space
+            db.add_result(t, space.get(len(space) // (k + 3)).to_dict(), _Result(1e-3))
+            db.add_result(t, space.get(7).to_dict(), _Result(5e-3))      # slower: ignored
+        db.add_result(tasks[1], DEFAULT, _Result(1e-4))                   # default wins here
+    mod = tc.compile(g, tuning_db=path)
+    np.testing.assert_allclose(mod(x)[0], want, rtol=1e-5, atol=1e-5)
+    texts = [str(f) for f in mod.compile_info.kernels]
+    default = [str(f) for f in tc.compile(g).compile_info.kernels]
+    assert sum(a != b for a, b in zip(texts, default)) == 1       # one tuned, one default
+
+
+def test_group_task_default_point_is_the_compiler_schedule():
+    g, *_ = residual_block(np.random.default_rng(4), c=8, hw=9)
+    task = extract_tasks(g)[0]
+    inputs, (want,) = task.reference()
+    for config in (DEFAULT, 0):
+        got = np.full(want.shape, np.nan, np.float32)
+        task.build(config)(*inputs, got)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert isinstance(task, GroupTask) and task.config(DEFAULT) is DEFAULT
