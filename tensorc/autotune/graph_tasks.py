@@ -11,7 +11,6 @@ import logging
 
 from ..graph.compiler import group_signature, group_tensors, schedule_group
 from .auto_template import AutoTask, auto_schedule
-from .space import ConfigEntity
 
 log = logging.getLogger("tensorc.autotune")
 
@@ -35,12 +34,12 @@ class GroupTask(AutoTask):
 
     def config(self, config):
         if is_default(config):
-            return DEFAULT
+            return DefaultConfig()
         return super().config(config)
 
     def instantiate(self, config):
         """(schedule, tensors) of a point, or of the compiler's default schedule for
-        ``DEFAULT``."""
+        ``DEFAULT`` (index -1)."""
         if is_default(config):
             return schedule_group(self._outs), self._args
         return super().instantiate(config)
@@ -49,8 +48,29 @@ class GroupTask(AutoTask):
         return (GroupTask, (self.group, self.target, self.weight))
 
 
+class DefaultConfig:
+    """The compiler's default schedule as a point: index -1, knobs ``DEFAULT``."""
+    index = -1
+
+    def to_dict(self):
+        return dict(DEFAULT)
+
+    def __eq__(self, other):
+        return isinstance(other, DefaultConfig)
+
+    def __hash__(self):
+        return -1
+
+    def __repr__(self):
+        return "Config#default"
+
+
 def is_default(config):
-    return isinstance(config, dict) and config.get("__default__") is True
+    if isinstance(config, DefaultConfig):
+        return True
+    if isinstance(config, dict):
+        return config.get("__default__") is True
+    return isinstance(config, int) and config == -1
 
 
 def extract_tasks(graph, target="llvm", anchors_only=True):
@@ -114,5 +134,5 @@ def schedule_tuned(group, config):
     return s, args
 
 
-__all__ = ["DEFAULT", "GroupTask", "extract_tasks", "tuned_config", "schedule_tuned",
-           "is_default", "ConfigEntity"]
+__all__ = ["DEFAULT", "DefaultConfig", "GroupTask", "extract_tasks", "is_default",
+           "schedule_tuned", "tuned_config"]

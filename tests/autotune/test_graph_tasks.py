@@ -72,4 +72,5 @@ def test_group_task_default_point_is_the_compiler_schedule():
         got = np.full(want.shape, np.nan, np.float32)
         task.build(config)(*inputs, got)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-    assert isinstance(task, GroupTask) and task.config(DEFAULT) is DEFAULT
+    assert isinstance(task, GroupTask) and task.config(DEFAULT).index == -1
+    assert task.config(-1).to_dict() == DEFAULT
