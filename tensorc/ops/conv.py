@@ -24,11 +24,15 @@ can evaluate it ahead of time (see ``pack_conv2d_weight`` for the numpy equivale
 ``weight_layout="packed"`` argument of conv2d).
 
 Padding is explicit per side: an int, (pad_h, pad_w), or ONNX's (top, left, bottom, right).
+
+The anchor accumulates in ``util.accumulation_dtype`` of the output type (float32 for
+float16), and the result view rounds it to the output type, so float16 sums are rounded once.
 """
 
 from .. import te
 from ..ir import dtype as dt
 from ..te.tensor import Tensor
+from .util import accumulation_dtype
 
 #: tag of the internal reduction compute (every algorithm) behind a conv op's result
 ANCHOR_TAG = "conv2d_NCHWc"
@@ -219,9 +223,8 @@ def _conv_nchwc(op, data_at, N, IC, H, W, dtype, weight_at, OC, KH, KW, strides,
         c = ico if groups == 1 else (o // blocks_per_group) * icblocks + ico
         a = dv[n, c, y * sh + rh * dh, x * sw + rw * dw, ici]
         b = kv[o, ico, rh, rw, ici, ob]
-        if out_dtype != dtype:
-            a, b = a.astype(out_dtype), b.astype(out_dtype)
-        return te.sum(a * b, axis=[ico, rh, rw, ici])
+        acc = accumulation_dtype(out_dtype)
+        return te.sum(a.astype(acc) * b.astype(acc), axis=[ico, rh, rw, ici])
     info = {"algo": "nchwc", "ic_bn": icb, "oc_bn": ocb, "kernel": (KH, KW),
             "strides": strides, "dilation": dilation, "groups": groups, "op": op}
     info.update(attrs or {})
@@ -230,11 +233,13 @@ def _conv_nchwc(op, data_at, N, IC, H, W, dtype, weight_at, OC, KH, KW, strides,
     return conv, OH, OW, ocb
 
 
-def _unpack(conv, N, OC, OH, OW, ocb, name, tag, attrs, nd=2):
+def _unpack(conv, N, OC, OH, OW, ocb, out_dtype, name, tag, attrs, nd=2):
     if nd == 2:
-        return te.compute((N, OC, OH, OW), lambda n, c, y, x: conv[n, c // ocb, y, x, c % ocb],
+        return te.compute((N, OC, OH, OW),
+                          lambda n, c, y, x: conv[n, c // ocb, y, x, c % ocb].astype(out_dtype),
                           name=name, tag=tag, attrs=attrs)
-    return te.compute((N, OC, OW), lambda n, c, x: conv[n, c // ocb, 0, x, c % ocb],
+    return te.compute((N, OC, OW),
+                      lambda n, c, x: conv[n, c // ocb, 0, x, c % ocb].astype(out_dtype),
                       name=name, tag=tag, attrs=attrs)
 
 
@@ -253,7 +258,6 @@ def _conv1x1(data, weight_at, N, IC, H, W, OC, strides, out_dtype, name, tag, at
     OH = (H - 1) // sh + 1
     OW = (W - 1) // sw + 1
     P = OH * OW
-    dtype = data.dtype
     if data_at is None:
         def data_at(n, c, y, x):
             return data[n, c, y, x]
@@ -272,18 +276,18 @@ def _conv1x1(data, weight_at, N, IC, H, W, OC, strides, out_dtype, name, tag, at
     k = te.reduce_axis((0, IC), name="ic")
 
     def fc(n, o, p):
-        a, b = xat(n, k, p), weight_at(o, k, 0, 0)
-        if out_dtype != dtype:
-            a, b = a.astype(out_dtype), b.astype(out_dtype)
+        acc = accumulation_dtype(out_dtype)
+        a, b = xat(n, k, p).astype(acc), weight_at(o, k, 0, 0).astype(acc)
         return te.sum(b * a, axis=k)
     info = {"algo": "1x1", "strides": strides, "op": attrs.get("op"), "packed_input": packed,
             "out_hw": (OH, OW)}
     conv = te.compute((N, OC, P), fc, name=f"{name}_1x1", tag=ANCHOR_TAG, attrs=info)
     if nd == 2:
-        return te.compute((N, OC, OH, OW), lambda n, c, y, x: conv[n, c, y * OW + x],
+        return te.compute((N, OC, OH, OW),
+                          lambda n, c, y, x: conv[n, c, y * OW + x].astype(out_dtype),
                           name=name, tag=tag, attrs=attrs)
-    return te.compute((N, OC, OW), lambda n, c, x: conv[n, c, x], name=name, tag=tag,
-                      attrs=attrs)
+    return te.compute((N, OC, OW), lambda n, c, x: conv[n, c, x].astype(out_dtype), name=name,
+                      tag=tag, attrs=attrs)
 
 
 def _depthwise(data_at, N, IC, H, W, dtype, weight_at, OC, KH, KW, strides, pads, dilation,
@@ -311,17 +315,16 @@ def _depthwise(data_at, N, IC, H, W, dtype, weight_at, OC, KH, KW, strides, pads
         a = dp[n, c // mult if mult > 1 else c, (rh * dh) % sh, (rw * dw) % sw,
                y + (rh * dh) // sh, x + (rw * dw) // sw]
         b = weight_at(c, 0, rh, rw)
-        if out_dtype != dtype:
-            a, b = a.astype(out_dtype), b.astype(out_dtype)
-        return te.sum(b * a, axis=[rh, rw])
+        acc = accumulation_dtype(out_dtype)
+        return te.sum(b.astype(acc) * a.astype(acc), axis=[rh, rw])
     info = {"algo": "spatial", "vx": vx, "kernel": (KH, KW), "strides": strides,
             "dilation": dilation, "op": attrs.get("op")}
     conv = te.compute((N, OC, OH, OWp), fc, name=f"{name}_dw", tag=ANCHOR_TAG, attrs=info)
     if nd == 2:
-        return te.compute((N, OC, OH, OW), lambda n, c, y, x: conv[n, c, y, x], name=name,
-                          tag=tag, attrs=attrs)
-    return te.compute((N, OC, OW), lambda n, c, x: conv[n, c, 0, x], name=name, tag=tag,
-                      attrs=attrs)
+        return te.compute((N, OC, OH, OW), lambda n, c, y, x: conv[n, c, y, x].astype(out_dtype),
+                          name=name, tag=tag, attrs=attrs)
+    return te.compute((N, OC, OW), lambda n, c, x: conv[n, c, 0, x].astype(out_dtype),
+                      name=name, tag=tag, attrs=attrs)
 
 
 # ------------------------------------------------------------------------------- the ops
@@ -408,7 +411,7 @@ def _conv_nd(op, data, weight, strides, padding, dilation, groups, out_dtype, na
         conv, OH, OW, ocb = _conv_nchwc(op, data_at, N, IC, H, W, data.dtype, None, OC, KH, KW,
                                         strides, pads, dilation, groups, out_dtype, name,
                                         "conv2d_nchw", packed_weight=weight)
-        return _unpack(conv, N, OC, OH, OW, ocb, name, "conv2d_nchw", attrs, nd)
+        return _unpack(conv, N, OC, OH, OW, ocb, out_dtype, name, "conv2d_nchw", attrs, nd)
     depthwise = groups > 1 and groups == IC and icg == 1
     if depthwise:
         attrs["op"] = "depthwise_" + op if not op.startswith("depthwise") else op
@@ -420,7 +423,7 @@ def _conv_nd(op, data, weight, strides, padding, dilation, groups, out_dtype, na
     conv, OH, OW, ocb = _conv_nchwc(op, data_at, N, IC, H, W, data.dtype, weight_at, OC, KH,
                                     KW, strides, pads, dilation, groups, out_dtype, name,
                                     "conv2d_nchw")
-    return _unpack(conv, N, OC, OH, OW, ocb, name, "conv2d_nchw", attrs, nd)
+    return _unpack(conv, N, OC, OH, OW, ocb, out_dtype, name, "conv2d_nchw", attrs, nd)
 
 
 def conv2d(data, weight, strides=1, padding=0, dilation=1, groups=1, out_dtype=None,
@@ -528,7 +531,7 @@ def conv_transpose2d(data, weight, strides=1, padding=0, output_padding=0, dilat
                                       out_dtype, name, "conv2d_transpose", up=strides, Hin=H,
                                       Win=W)
     assert (OH2, OW2) == (OH, OW), (OH2, OW2, OH, OW)
-    return _unpack(conv, N, OC, OH, OW, ocb, name, "conv2d_transpose", attrs)
+    return _unpack(conv, N, OC, OH, OW, ocb, out_dtype, name, "conv2d_transpose", attrs)
 
 
 def find_anchor(t):

@@ -7,10 +7,15 @@ micro-kernel streams contiguously (for dense, the panels also transpose W). A sc
 does not want the panels (matrix-vector products) inlines the packing, which then reads the
 operand in place. Bias, alpha/beta scaling and gemm's C are elementwise epilogue computes
 (tag "broadcast") after the anchor.
+
+float16 products accumulate in float32 (the reduction, named ``<name>_acc``, is float32) and
+are rounded to float16 once, by an elementwise compute after it, as numpy and ONNX Runtime do;
+the epilogue then works on the rounded float16 product, as ONNX's Gemm definition does.
 """
 from .. import te
 from ..ir import dtype as dt
 from ..te.tensor import Tensor
+from .util import accumulation_dtype
 
 PANEL = 16
 
@@ -57,18 +62,23 @@ def _pack(op, name, bbatch, K, N, read, dtype):
 
 def _product(op, tag, name, a_read, abatch, bp, bbatch, M, N, K, out_batch, in_dtype,
              out_dtype, attrs):
+    """The reduction, in the accumulation type of ``out_dtype``; a float16 result is the
+    float32 sum rounded once by an elementwise stage after it (which the schedules inline)."""
+    acc = accumulation_dtype(out_dtype)
     k = te.reduce_axis((0, K), name="k")
 
     def f(*idx):
         *ob, i, j = idx
         x = a_read(_bidx(abatch, tuple(ob)), i, k)
         y = bp[_bidx(bbatch, tuple(ob)) + (j // PANEL, k, j % PANEL)]
-        if out_dtype != in_dtype:
-            x, y = x.astype(out_dtype), y.astype(out_dtype)
-        return te.sum(x * y, axis=k)
+        return te.sum(x.astype(acc) * y.astype(acc), axis=k)
     info = {"M": M, "N": N, "K": K, "panel": PANEL}
     info.update(attrs)
-    return te.compute(tuple(out_batch) + (M, N), f, name=name, tag=tag, attrs=info)
+    shape = tuple(out_batch) + (M, N)
+    if acc == out_dtype:
+        return te.compute(shape, f, name=name, tag=tag, attrs=info)
+    total = te.compute(shape, f, name=f"{name}_acc", tag=tag, attrs=info)
+    return te.compute(shape, lambda *i: total[i].astype(out_dtype), name=name, tag="elemwise")
 
 
 def _dtypes(op, a, b, out_dtype):
@@ -80,8 +90,9 @@ def _dtypes(op, a, b, out_dtype):
 
 
 def matmul(a, b, out_dtype=None, name="matmul"):
-    """numpy.matmul / ONNX MatMul: 1-D operands are promoted (and the added axis removed),
-    batch dimensions broadcast."""
+    """numpy.matmul / ONNX MatMul: a 1-D a is a row [1, K] and a 1-D b a column [K, 1], the
+    added axis removed from the result (two 1-D operands give their dot product, a 0-d
+    tensor); batch dimensions broadcast."""
     op = "matmul"
     _check(op, a, "a")
     _check(op, b, "b")
@@ -90,9 +101,6 @@ def matmul(a, b, out_dtype=None, name="matmul"):
                          f"{a.shape} and {b.name!r} {b.shape}")
     in_dt, out_dt = _dtypes(op, a, b, out_dtype)
     a_vec, b_vec = a.ndim == 1, b.ndim == 1
-    if a_vec and b_vec:
-        raise ValueError(f"{op}: the product of two 1-D tensors ({a.name!r}, {b.name!r}) is a "
-                         "0-d scalar; tensorc tensors need at least one dimension")
     ashape = (1,) + a.shape if a_vec else a.shape
     bshape = b.shape + (1,) if b_vec else b.shape
     M, K = ashape[-2:]

@@ -16,7 +16,14 @@ batch_norm in inference mode uses fixed statistics: it is a per-channel affine m
 """
 from .. import te
 from ..ir import dtype as dt
-from .util import broadcast_index, check_tensor, normalize_axis, prod, static_int
+from .util import (
+    accumulation_dtype,
+    broadcast_index,
+    check_tensor,
+    normalize_axis,
+    prod,
+    static_int,
+)
 
 
 def _float_input(op, x):
@@ -24,7 +31,7 @@ def _float_input(op, x):
     if not dt.is_float(x.dtype):
         raise TypeError(f"{op}: tensor {x.name!r} has dtype {x.dtype}; {op} needs a "
                         "floating-point tensor")
-    return "float32" if x.dtype == "float16" else x.dtype
+    return accumulation_dtype(x.dtype)
 
 
 def _normalize(op, x, stat_axes, stat_shape, red_extents, stat_of, read, affine, epsilon):

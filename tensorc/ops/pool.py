@@ -13,11 +13,13 @@ Semantics follow ONNX MaxPool / AveragePool (as ONNX Runtime and PyTorch impleme
 - ``dilation`` applies to both max and average pooling (ONNX opset 19).
 
 The padded input is a separate injective compute (tag "injective", -inf or 0 outside the
-input); the pooling reduction is tagged "pool".
+input); the pooling reduction is tagged "pool". Average pools sum in
+``util.accumulation_dtype`` (float32 for float16) and round once, after the division.
 """
 from .. import te
 from ..ir import dtype as dt
 from ..te.tensor import Tensor
+from .util import accumulation_dtype
 
 
 def _check(op, x, nd):
@@ -144,11 +146,13 @@ def _pool(op, data, kernel, strides, padding, dilation, pool_type, ceil_mode,
                                                                 else {}))
         return te.compute(shape, fmax, name=name, tag="pool", attrs=attrs)
 
+    acc = accumulation_dtype(data.dtype)
+
     def fsum(*idx):
         n, c, *pos = idx
         w = where(pos)
-        return te.sum(src[(n, c) + taps(pos)], axis=rs, **({"where": w} if w is not None
-                                                            else {}))
+        return te.sum(src[(n, c) + taps(pos)].astype(acc), axis=rs,
+                      **({"where": w} if w is not None else {}))
     total = te.compute(shape, fsum, name=f"{name}_sum", tag="pool", attrs=dict(attrs, part="sum"))
 
     def fdiv(*idx):
@@ -162,7 +166,7 @@ def _pool(op, data, kernel, strides, padding, dilation, pool_type, ceil_mode,
             else:
                 c_d = _count(start, kernel[d], dilation[d], 0, spatial[d])
             cnt = c_d if cnt is None else cnt * c_d
-        return total[(n, c) + tuple(pos)] / cnt.astype(data.dtype)
+        return (total[(n, c) + tuple(pos)] / cnt.astype(acc)).astype(data.dtype)
     return te.compute(shape, fdiv, name=name, tag="pool", attrs=attrs)
 
 
@@ -212,15 +216,16 @@ def global_pool(data, pool_type="avg", name="global_pool"):
         count *= n
     attrs = {"pool_type": pool_type, "global": True, "op": op}
     red = te.max if pool_type == "max" else te.sum
+    acc = data.dtype if pool_type == "max" else accumulation_dtype(data.dtype)
 
     def f(*idx):
         n, c, *_ = idx
-        return red(data[(n, c) + tuple(r for r in rs)], axis=rs)
+        return red(data[(n, c) + tuple(r for r in rs)].astype(acc), axis=rs)
     if pool_type == "max":
         return te.compute(shape, f, name=name, tag="pool", attrs=attrs)
     r = te.compute(shape, f, name=f"{name}_sum", tag="pool", attrs=dict(attrs, part="sum"))
-    return te.compute(shape, lambda *i: r[i] / te.const(count, data.dtype), name=name,
-                      tag="pool", attrs=attrs)
+    return te.compute(shape, lambda *i: (r[i] / te.const(count, acc)).astype(data.dtype),
+                      name=name, tag="pool", attrs=attrs)
 
 
 def global_avg_pool2d(data, name="global_avg_pool2d"):

@@ -6,13 +6,15 @@ axes; ``keepdims`` keeps the reduced axes with extent 1. Every stage is tagged "
 A reduction whose result needs a second step (mean divides, l2 takes a square root, argmax
 looks for the position of the maximum) is a composite: its inner stages carry
 ``attrs["part"]`` and are scheduled together with the stage that returns the result
-(``schedule_cpu.schedule_reduce``), which places them inside its loops.
+(``schedule_cpu.schedule_reduce``), which places them inside its loops. float16 sums and
+products are such composites too: they accumulate in float32 and the result stage rounds
+them to float16 once (``util.accumulation_dtype``).
 """
 import math
 
 from .. import te
 from ..ir import dtype as dt
-from .util import check_tensor, normalize_axes, ravel
+from .util import accumulation_dtype, check_tensor, normalize_axes, ravel
 
 
 class ReducePlan:
@@ -48,77 +50,93 @@ class ReducePlan:
             rvs = [te.reduce_axis((0, n), name=f"k{d}") for d, n in zip(self.axes, self.extents)]
             return fn(i, rvs, self.x_index(i, rvs))
         name = name or self.op
-        attrs = {"part": part} if part else {"axis": self.axes, "keepdims": self.keepdims}
+        attrs = {"part": part} if part else self.result_attrs()
         return te.compute(self.shape, body, name=f"{name}.{part}" if part else name, tag="reduce",
                           attrs=attrs)
 
+    def result_attrs(self):
+        return {"axis": self.axes, "keepdims": self.keepdims}
 
-def _simple(op, reducer, doc):
+    def result(self, fn):
+        """The stage returning the op's result, out[i] = fn(i), from the parts before it."""
+        return te.compute(self.shape, lambda *i: fn(i), name=self.op, tag="reduce",
+                          attrs=self.result_attrs())
+
+
+def _simple(op, reducer, doc, accumulate=True):
+    """A one-stage reduction; with ``accumulate``, float16 runs in float32 and is rounded by a
+    second stage (max and min are exact in any type, so they never widen)."""
     def f(x, axis=None, keepdims=False, dtype=None):
         plan = ReducePlan(op, x, axis, keepdims)
         t = dt.check(dtype) if dtype is not None else x.dtype
-        return plan.compute(lambda i, r, xi: reducer(x[xi].astype(t), axis=r))
+        acc = accumulation_dtype(t) if accumulate else t
+        if acc == t:
+            return plan.compute(lambda i, r, xi: reducer(x[xi].astype(t), axis=r))
+        total = plan.compute(lambda i, r, xi: reducer(x[xi].astype(acc), axis=r), part="acc")
+        return plan.result(lambda i: total[i].astype(t))
     f.__name__ = op
     f.__doc__ = doc
     return f
 
 
 sum = _simple("sum", te.sum,  # noqa: A001
-              "Sum over ``axis``, accumulated and returned in ``dtype`` (default: x's dtype, "
-              "so integers wrap around as in the IR, unlike numpy's widening to int64).")
-prod = _simple("prod", te.prod, "Product over ``axis`` in ``dtype`` (default: x's dtype).")
+              "Sum over ``axis``, returned in ``dtype`` (default: x's dtype, so integers wrap "
+              "around as in the IR, unlike numpy's widening to int64; float16 accumulates in "
+              "float32).")
+prod = _simple("prod", te.prod, "Product over ``axis`` in ``dtype`` (default: x's dtype; "
+               "float16 accumulates in float32).")
 max = _simple("max", te.max,  # noqa: A001
-              "Largest element over ``axis``; NaN propagates (np.max).")
+              "Largest element over ``axis``; NaN propagates (np.max).", accumulate=False)
 min = _simple("min", te.min,  # noqa: A001
-              "Smallest element over ``axis``; NaN propagates (np.min).")
+              "Smallest element over ``axis``; NaN propagates (np.min).", accumulate=False)
 l1 = _simple("l1", lambda v, axis: te.sum(te.abs(v), axis=axis), "Sum of |x| (ONNX ReduceL1).")
 sum_square = _simple("sum_square", lambda v, axis: te.sum(v * v, axis=axis),
                      "Sum of x*x (ONNX ReduceSumSquare).")
 
 
-def _float_acc(x):
-    """The accumulation type of mean-like reductions: float16 sums in float32 (as numpy's mean
-    does) and integers are averaged as float32."""
-    return "float32" if x.dtype == "float16" or not dt.is_float(x.dtype) else x.dtype
+def _float_only(op, x):
+    """The accumulation type of a reduction defined for floats only."""
+    if not dt.is_float(x.dtype):
+        raise TypeError(f"{op}: tensor {x.name!r} has dtype {x.dtype}; {op} needs a "
+                        "floating-point tensor")
+    return accumulation_dtype(x.dtype)
 
 
 def mean(x, axis=None, keepdims=False):
     """Average over ``axis``: the sum, then one division by the count. The result is x's float
-    type (float32 for integer inputs)."""
+    type (float32 for integer inputs, which are averaged as float32)."""
     plan = ReducePlan("mean", x, axis, keepdims)
-    acc = _float_acc(x)
+    acc = accumulation_dtype(x.dtype) if dt.is_float(x.dtype) else "float32"
     out_t = x.dtype if dt.is_float(x.dtype) else acc
     total = plan.compute(lambda i, r, xi: te.sum(x[xi].astype(acc), axis=r), part="sum")
     n = math.prod(plan.extents)
-    return te.compute(plan.shape, lambda *i: (total[i] / float(n)).astype(out_t), name="mean",
-                      tag="reduce", attrs={"axis": plan.axes, "keepdims": plan.keepdims})
+    return plan.result(lambda i: (total[i] / float(n)).astype(out_t))
 
 
 def l2(x, axis=None, keepdims=False):
     """sqrt(sum(x * x)) (ONNX ReduceL2): the sum of squares, then one square root."""
     plan = ReducePlan("l2", x, axis, keepdims)
-    if not dt.is_float(x.dtype):
-        raise TypeError(f"l2: tensor {x.name!r} has dtype {x.dtype}; l2 needs a floating-point "
-                        "tensor")
-    sq = plan.compute(lambda i, r, xi: te.sum(x[xi] * x[xi], axis=r), part="sumsq")
-    return te.compute(plan.shape, lambda *i: te.sqrt(sq[i]), name="l2", tag="reduce",
-                      attrs={"axis": plan.axes, "keepdims": plan.keepdims})
+    acc = _float_only("l2", x)
+
+    def square(xi):
+        v = x[xi].astype(acc)
+        return v * v
+    sq = plan.compute(lambda i, r, xi: te.sum(square(xi), axis=r), part="sumsq")
+    return plan.result(lambda i: te.sqrt(sq[i]).astype(x.dtype))
 
 
 def log_sum_exp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) computed as m + log(sum(exp(x - m))) with m the maximum, so it neither
     overflows nor underflows; an infinite m is not subtracted (all -inf gives -inf, as numpy)."""
     plan = ReducePlan("log_sum_exp", x, axis, keepdims)
-    if not dt.is_float(x.dtype):
-        raise TypeError(f"log_sum_exp: tensor {x.name!r} has dtype {x.dtype}; it needs a "
-                        "floating-point tensor")
+    acc = _float_only("log_sum_exp", x)
     m = plan.compute(lambda i, r, xi: te.max(x[xi], axis=r), part="max")
 
     def shift(i):
-        return te.if_then_else(te.abs(m[i]) < math.inf, m[i], 0.0)
-    s = plan.compute(lambda i, r, xi: te.sum(te.exp(x[xi] - shift(i)), axis=r), part="sum")
-    return te.compute(plan.shape, lambda *i: shift(i) + te.log(s[i]), name="log_sum_exp",
-                      tag="reduce", attrs={"axis": plan.axes, "keepdims": plan.keepdims})
+        return te.if_then_else(te.abs(m[i]) < math.inf, m[i], 0.0).astype(acc)
+    s = plan.compute(lambda i, r, xi: te.sum(te.exp(x[xi].astype(acc) - shift(i)), axis=r),
+                     part="sum")
+    return plan.result(lambda i: (shift(i) + te.log(s[i])).astype(x.dtype))
 
 
 def _arg(op, extreme, x, axis, keepdims, select_last_index):

@@ -5,16 +5,30 @@ For every output coordinate x of a resized axis the source coordinate is (ONNX
 
 - half_pixel:          (x + 0.5) / scale - 0.5
 - pytorch_half_pixel:  like half_pixel, but -0.5 when the output length is 1
-- half_pixel_symmetric: half_pixel shifted so the input and output centres coincide
+- half_pixel_symmetric: (in - 1) / 2 + (x - (out - 1) / 2) / scale: half_pixel shifted so
+  that the input and output centres coincide
 - align_corners:       x * (in - 1) / (out - 1)  (0 when out == 1)
 - asymmetric:          x / scale
 - tf_half_pixel_for_nn: (x + 0.5) / scale
 
 ``nearest`` then picks round_prefer_floor (ceil(x - 0.5)), round_prefer_ceil (floor(x + 0.5)),
 floor or ceil; ``linear`` interpolates between floor(x) and floor(x) + 1 with weight
-frac(x). Indices are clamped to the input (ONNX's edge padding). Coordinates are computed in
-float64 like the ONNX reference, so ties round the same way. The compute is tagged "resize".
+frac(x). Indices are clamped to the input (ONNX's edge padding). An axis whose length and
+scale stay the same is read in place in every mode (as ONNX's reference and ONNX Runtime do,
+although tf_half_pixel_for_nn's formula would move it by half a pixel). The compute is tagged
+"resize".
+
+Output lengths (floor(in * scale)) and coordinates are computed in float64 from the given
+scale: the specification's formulas on an ONNX model's float32 scale, as ONNX's reference
+computes them (half_pixel_symmetric rearranged so that its centre is exact). align_corners
+divides by the integer output length, as the specification and ONNX Runtime do (the
+reference divides by the fractional in * scale when scales are given). ONNX Runtime computes
+lengths and coordinates in float32 instead, so where in * scale lies within float32 rounding
+below an integer (10 x 0.7f = 6.99999988) its output is one longer, and a coordinate that
+float32 rounds onto a nearest-mode tie can round to the other neighbour.
 """
+import math
+
 from .. import te
 from ..ir import dtype as dt
 from ..te.tensor import Tensor
@@ -22,6 +36,11 @@ from ..te.tensor import Tensor
 COORD_MODES = ("half_pixel", "pytorch_half_pixel", "half_pixel_symmetric", "align_corners",
                "asymmetric", "tf_half_pixel_for_nn")
 NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+
+
+def _keeps(n_in, n_out, scale):
+    """Whether an axis is left as it is (read at the output index)."""
+    return n_out == n_in and math.isclose(scale, 1.0)
 
 
 def _source_coord(x, n_in, n_out, scale, mode):
@@ -41,9 +60,10 @@ def _source_coord(x, n_in, n_out, scale, mode):
             return f64(-0.5)
         return (xf + f64(0.5)) / f64(scale) - f64(0.5)
     if mode == "half_pixel_symmetric":
-        adjustment = n_out / (scale * n_in)
-        offset = n_in / 2 * (1 - adjustment)
-        return f64(offset) + (xf + f64(0.5)) / f64(scale) - f64(0.5)
+        # offset + (x + 0.5) / scale - 0.5 with offset = in / 2 * (1 - out / (scale * in)),
+        # rearranged around the centres so that the middle output of an odd length maps exactly
+        # onto the input's centre, a nearest-mode tie when in is even
+        return f64((n_in - 1) / 2) + (xf - f64((n_out - 1) / 2)) / f64(scale)
     return (xf + f64(0.5)) / f64(scale) - f64(0.5)   # half_pixel
 
 
@@ -114,36 +134,45 @@ def resize(data, size=None, scales=None, method="nearest",
     attrs = {"method": method, "coordinate_transformation_mode": mode,
              "nearest_mode": nearest_mode, "scales": scl, "size": out, "op": op}
 
+    keep = [_keeps(spatial[d], out[d], scl[d]) for d in range(nd)]
+
     if method == "nearest":
         def f(*idx):
             n, c, *pos = idx
-            idx = tuple(_nearest_index(_source_coord(p, spatial[d], out[d], scl[d], mode),
+            idx = tuple(p if keep[d] else
+                        _nearest_index(_source_coord(p, spatial[d], out[d], scl[d], mode),
                                        spatial[d], nearest_mode) for d, p in enumerate(pos))
             return data[(n, c) + idx]
         return te.compute((N, C) + out, f, name=name, tag="resize", attrs=attrs)
 
     wdt = data.dtype
+    one = te.const(1, wdt)
+
+    def taps(d, p):
+        """[(index, weight)] of output position p along axis d: one tap on a kept axis."""
+        if keep[d]:
+            return [(p, None)]
+        xo = _source_coord(p, spatial[d], out[d], scl[d], mode)
+        x0 = te.floor(xo)
+        frac = (xo - x0).astype(wdt)
+        i0 = x0.astype("int32")
+        return [(_clamp(i0, spatial[d]), one - frac), (_clamp(i0 + 1, spatial[d]), frac)]
 
     def f(*idx):
         n, c, *pos = idx
-        lo, hi, fr = [], [], []
-        for d, p in enumerate(pos):
-            xo = _source_coord(p, spatial[d], out[d], scl[d], mode)
-            x0 = te.floor(xo)
-            frac = (xo - x0).astype(wdt)
-            i0 = x0.astype("int32")
-            lo.append(_clamp(i0, spatial[d]))
-            hi.append(_clamp(i0 + 1, spatial[d]))
-            fr.append(frac)
-        one = te.const(1, wdt)
-        if nd == 1:
-            a, b = data[n, c, lo[0]], data[n, c, hi[0]]
-            return a * (one - fr[0]) + b * fr[0]
-        v00, v01 = data[n, c, lo[0], lo[1]], data[n, c, lo[0], hi[1]]
-        v10, v11 = data[n, c, hi[0], lo[1]], data[n, c, hi[0], hi[1]]
-        top = v00 * (one - fr[1]) + v01 * fr[1]
-        bot = v10 * (one - fr[1]) + v11 * fr[1]
-        return top * (one - fr[0]) + bot * fr[0]
+        axis_taps = [taps(d, p) for d, p in enumerate(pos)]
+
+        def interpolate(d, index):
+            """Axis d onwards, the earlier axes at ``index``: the last axis innermost."""
+            if d == nd:
+                return data[(n, c) + index]
+            (i0, w0), *rest = axis_taps[d]
+            v = interpolate(d + 1, index + (i0,))
+            if not rest:
+                return v
+            ((i1, w1),) = rest
+            return v * w0 + interpolate(d + 1, index + (i1,)) * w1
+        return interpolate(0, ())
     return te.compute((N, C) + out, f, name=name, tag="resize", attrs=attrs)
 
 

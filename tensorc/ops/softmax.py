@@ -11,7 +11,7 @@ inputs are computed in float32 and rounded once at the end.
 """
 from .. import te
 from ..ir import dtype as dt
-from .util import check_tensor, normalize_axis
+from .util import accumulation_dtype, check_tensor, normalize_axis
 
 
 class _Rows:
@@ -25,7 +25,7 @@ class _Rows:
                             "floating-point tensor")
         self.op, self.x = op, x
         self.axis = normalize_axis(op, x, axis)
-        self.acc = "float32" if x.dtype == "float16" else x.dtype
+        self.acc = accumulation_dtype(x.dtype)
         self.shape = x.shape[:self.axis] + x.shape[self.axis + 1:]
 
     def read(self, i):

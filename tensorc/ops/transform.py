@@ -6,17 +6,39 @@ them: a transpose feeding an add is just a different read inside the add. Index 
 written with static Python ints wherever an attribute is static, so the simplifier folds it.
 Three are not injective: cumsum (a masked reduction, tagged "reduce"), einsum with summed
 letters ("reduce") and topk (selection rounds tagged "reduce", stacked by injective stages).
+The sums of cumsum and einsum accumulate float16 in float32 (``_summed``).
 """
 import math
 
 from .. import te
 from ..ir import dtype as dt
-from .util import (broadcast_index, check_tensor, normalize_axes, normalize_axis, prod, ravel,
-                   static_int, unravel)
+from .util import (
+    accumulation_dtype,
+    broadcast_index,
+    check_tensor,
+    normalize_axes,
+    normalize_axis,
+    prod,
+    ravel,
+    static_int,
+    unravel,
+)
 
 
 def _injective(shape, fn, name):
     return te.compute(shape, fn, name=name, tag="injective")
+
+
+def _summed(shape, fn, name, dtype):
+    """A "reduce" compute out[i] = fn(acc, *i), a sum in the accumulation type ``acc`` of
+    ``dtype``; for float16 an inner stage (``attrs["part"]``) sums in float32 and the result
+    stage rounds once."""
+    acc = accumulation_dtype(dtype)
+    if acc == dtype:
+        return te.compute(shape, lambda *i: fn(acc, *i), name=name, tag="reduce")
+    total = te.compute(shape, lambda *i: fn(acc, *i), name=f"{name}.acc", tag="reduce",
+                       attrs={"part": "acc"})
+    return te.compute(shape, lambda *i: total[i].astype(dtype), name=name, tag="reduce")
 
 
 # ------------------------------------------------------------------------------ shapes
@@ -357,14 +379,14 @@ def cumsum(x, axis=0, exclusive=False, reverse=False, dtype=None):
     axis = normalize_axis("cumsum", x, axis)
     t = dt.check(dtype) if dtype is not None else x.dtype
 
-    def body(*i):
+    def body(acc, *i):
         k = te.reduce_axis((0, x.shape[axis]), name="k")
         p = i[axis]
         keep = {(False, False): k <= p, (True, False): k < p,
                 (False, True): k >= p, (True, True): k > p}[(bool(exclusive), bool(reverse))]
         j = tuple(i[:axis]) + (k,) + tuple(i[axis + 1:])
-        return te.sum(x[j].astype(t), axis=k, where=keep)
-    return te.compute(x.shape, body, name="cumsum", tag="reduce")
+        return te.sum(x[j].astype(acc), axis=k, where=keep)
+    return _summed(x.shape, body, "cumsum", t)
 
 
 # ------------------------------------------------------------------------------ einsum
@@ -411,17 +433,19 @@ def einsum(*operands, subscripts=None):
     for o in operands[1:]:
         t = dt.promote(t, o.dtype)
 
-    def body(*i):
+    def body(acc, *i):
         env = dict(zip(rhs, i))
         rvs = [te.reduce_axis((0, size[c]), name=c) for c in summed]
         env.update(zip(summed, rvs))
         term = None
         for sub, o in zip(ins, operands):
-            v = o[tuple(env[c] for c in sub)].astype(t)
+            v = o[tuple(env[c] for c in sub)].astype(acc)
             term = v if term is None else term * v
         return te.sum(term, axis=rvs) if rvs else term
-    return te.compute(tuple(size[c] for c in rhs), body, name="einsum",
-                      tag="reduce" if summed else "injective")
+    shape = tuple(size[c] for c in rhs)
+    if not summed:
+        return _injective(shape, lambda *i: body(t, *i), "einsum")
+    return _summed(shape, body, "einsum", t)
 
 
 # ------------------------------------------------------------------------------ topk
@@ -457,7 +481,7 @@ def topk(x, k, axis=-1, largest=True):
             return extreme(x[along(i, p)], axis=p, where=free(i, p))
         v = te.compute(row_shape, best, name=f"topk.value{r}", tag="reduce")
 
-        def first(*i):
+        def first(*i, v=v):
             p = te.reduce_axis((0, n), name="p")
             e = x[along(i, p)]
             hit = (e == v[i]) | (e != e) if dt.is_float(x.dtype) else e == v[i]

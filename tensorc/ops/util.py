@@ -6,6 +6,7 @@ shape, instead of surfacing later as an out-of-bounds read found by bound checki
 """
 import math
 
+from ..ir import dtype as dt
 from ..te.tensor import Tensor
 
 #: Tags of computes that only move or map elements one to one (no reduction, no data reuse):
@@ -15,6 +16,13 @@ INJECTIVE_TAGS = ("elemwise", "broadcast", "injective")
 
 def is_injective(tag):
     return tag in INJECTIVE_TAGS
+
+
+def accumulation_dtype(dtype):
+    """The type that sums and products of ``dtype`` values accumulate in before the result is
+    rounded back: float32 for float16 (as numpy's float16 matmul and sum and ONNX Runtime
+    do: a float16 running total of 1000 terms drifts by tens of ulps), else ``dtype``."""
+    return "float32" if dt.check(dtype) == "float16" else dtype
 
 
 def check_tensor(op, x, what="input"):

@@ -14,12 +14,13 @@ import tensorc as tc
 from tensorc import te
 from tensorc.ops import conv as C
 from tensorc.ops import schedule_nn as SN
+from tensorc.ops import schedule_nn_fusion as SNF
 
 
 @pytest.fixture(autouse=True)
 def _always_parallel(monkeypatch):
     """Small test shapes would run on one thread; make every schedule take its parallel path."""
-    monkeypatch.setattr(SN, "_work_ok", lambda n: True)
+    monkeypatch.setattr(SNF, "PARALLEL_WORK", 0)
 
 
 # ------------------------------------------------------------------------ numpy references

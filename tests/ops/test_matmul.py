@@ -8,19 +8,20 @@ import pytest
 from helpers import assert_close, rand
 
 import tensorc as tc
-from tensorc import te
+from tensorc import ops, te
 from tensorc.ops import matmul as MM
 from tensorc.ops import schedule_nn as SN
+from tensorc.ops import schedule_nn_fusion as SNF
 
 
 @pytest.fixture(autouse=True)
 def _always_parallel(monkeypatch):
     """Small test shapes would run on one thread; make every schedule take its parallel path."""
-    monkeypatch.setattr(SN, "_work_ok", lambda n: True)
+    monkeypatch.setattr(SNF, "PARALLEL_WORK", 0)
 
 
-def run(out, inputs, feed, expected, rtol=1e-4, atol=1e-4):
-    s = SN.create_schedule(out)
+def run(out, inputs, feed, expected, rtol=1e-4, atol=1e-4, schedule=None):
+    s = SN.create_schedule(out) if schedule is None else schedule
     f = tc.build(s, list(inputs) + [out], name="mm_test")
     got = np.full(out.shape, np.nan, out.dtype)
     f(*[feed[t] for t in inputs], got)
@@ -47,12 +48,15 @@ def test_matmul_2d_bias_relu(M, N, K):
 
 
 @pytest.mark.parametrize("ashape, bshape", [
+    ((37,), (37,)),               # vector @ vector: the dot product, 0-d
     ((19,), (19, 37)),            # vector @ matrix
+    ((19,), (2, 19, 5)),          # vector @ batched matrix
     ((2, 13, 19), (19,)),         # batched matrix @ vector
     ((2, 1, 5, 7), (3, 7, 9)),    # broadcast batch dims
     ((1, 7, 13), (3, 13, 4)),     # batch 1 broadcast on the left
 ])
 def test_matmul_numpy_semantics(ashape, bshape):
+    """Both default schedules: schedule_nn's (the graph compiler's) and ops.schedule_for."""
     a = te.placeholder(ashape, name="a")
     b = te.placeholder(bshape, name="b")
     y = MM.matmul(a, b)
@@ -60,6 +64,7 @@ def test_matmul_numpy_semantics(ashape, bshape):
     ref = np.matmul(feed[a].astype(np.float64), feed[b].astype(np.float64))
     assert y.shape == ref.shape
     run(y, [a, b], feed, ref)
+    run(y, [a, b], feed, ref, schedule=ops.schedule_for(y))
 
 
 @pytest.mark.parametrize("ta, tb, B1, B2", [(False, False, 3, 3), (True, False, 1, 2),

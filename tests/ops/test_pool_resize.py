@@ -15,12 +15,13 @@ from tensorc import te
 from tensorc.ops import pool as P
 from tensorc.ops import resize as R
 from tensorc.ops import schedule_nn as SN
+from tensorc.ops import schedule_nn_fusion as SNF
 
 
 @pytest.fixture(autouse=True)
 def _always_parallel(monkeypatch):
     """Small test shapes would run on one thread; make every schedule take its parallel path."""
-    monkeypatch.setattr(SN, "_work_ok", lambda n: True)
+    monkeypatch.setattr(SNF, "PARALLEL_WORK", 0)
 
 
 def run(out, inputs, feed, expected, rtol=1e-5, atol=1e-5):
@@ -154,16 +155,20 @@ def test_pool_errors(make, match):
 # -------------------------------------------------------------------------------- resize
 
 def ref_coords(n_in, n_out, scale, mode):
+    """Source coordinates by the ONNX formulas; align_corners divides by the integer output
+    length (the specification and ONNX Runtime), and an axis keeping its length and scale is
+    the identity in every mode (ONNX's reference and ONNX Runtime skip it)."""
     x = np.arange(n_out, dtype=np.float64)
+    if n_out == n_in and scale == 1.0:
+        return x
     if mode == "align_corners":
         return np.zeros(n_out) if n_out == 1 else x * (n_in - 1) / (n_out - 1)
     if mode == "asymmetric":
         return x / scale
     if mode == "pytorch_half_pixel":
         return np.full(n_out, -0.5) if n_out == 1 else (x + 0.5) / scale - 0.5
-    if mode == "half_pixel_symmetric":
-        adj = n_out / (scale * n_in)
-        return n_in / 2 * (1 - adj) + (x + 0.5) / scale - 0.5
+    if mode == "half_pixel_symmetric":   # ONNX's offset form, exact at the centres
+        return (n_in - 1) / 2 + (x - (n_out - 1) / 2) / scale
     if mode == "tf_half_pixel_for_nn":
         return (x + 0.5) / scale
     return (x + 0.5) / scale - 0.5
@@ -224,6 +229,55 @@ def test_resize(case):
     ref = ref_resize(feed[x], out, scl, method, mode, nmode)
     got = run(y, [x], feed, ref)
     ort_check(got, feed[x], size, scales, method, mode, nmode)
+
+
+def resize_cases():
+    """Every method, coordinate mode and nearest mode."""
+    for method in ("nearest", "linear"):
+        for mode in R.COORD_MODES:
+            if method == "linear" and mode == "tf_half_pixel_for_nn":
+                continue
+            for nmode in R.NEAREST_MODES if method == "nearest" else ("round_prefer_floor",):
+                yield method, mode, nmode
+
+
+@pytest.mark.parametrize("method, mode, nmode", list(resize_cases()))
+@pytest.mark.parametrize("size, scales", [((10, 7), None), (None, (1.5, 0.75))],
+                         ids=["sizes", "scales"])
+def test_resize_fractional_ratios(size, scales, method, mode, nmode):
+    """7 -> 10 rows and 10 -> 7 columns: out / in is not an integer (nor is in * scale, 10.5
+    and 7.5, when scales are given), so no source coordinate pattern repeats."""
+    x = te.placeholder((1, 2, 7, 10), name="x")
+    y = R.resize(x, size, scales, method, mode, nmode)
+    assert y.shape == (1, 2, 10, 7)
+    scl = scales if scales is not None else (10 / 7, 7 / 10)
+    feed = {x: rand(x.shape, seed=6)}
+    got = run(y, [x], feed, ref_resize(feed[x], (10, 7), scl, method, mode, nmode))
+    ort_check(got, feed[x], size, scales, method, mode, nmode)
+
+
+@pytest.mark.parametrize("nmode", ["round_prefer_ceil", "ceil"])
+def test_resize_kept_axis_is_not_shifted(nmode):
+    """tf_half_pixel_for_nn maps x to x + 0.5, which these modes round up; an axis that keeps
+    its length is nonetheless read in place, as ONNX's reference and ONNX Runtime do."""
+    x = te.placeholder((1, 2, 7, 5), name="x")
+    y = R.resize(x, (7, 12), None, "nearest", "tf_half_pixel_for_nn", nmode)
+    feed = {x: rand(x.shape, seed=7)}
+    got = run(y, [x], feed, ref_resize(feed[x], (7, 12), (1.0, 12 / 5), "nearest",
+                                       "tf_half_pixel_for_nn", nmode))
+    ort_check(got, feed[x], (7, 12), None, "nearest", "tf_half_pixel_for_nn", nmode)
+
+
+def test_resize_length_is_the_exact_floor_of_in_times_scale():
+    """10 x float32(0.7) = 6.99999988: 6 rows, as the specification's floor and ONNX's reference
+    give (ONNX Runtime multiplies in float32, which rounds to 7)."""
+    scale = float(np.float32(0.7))
+    x = te.placeholder((1, 1, 10, 3), name="x")
+    y = R.resize(x, None, (scale, 1.0), "nearest", "asymmetric", "floor")
+    assert y.shape == (1, 1, 6, 3)
+    feed = {x: rand(x.shape, seed=8)}
+    run(y, [x], feed, ref_resize(feed[x], (6, 3), (scale, 1.0), "nearest", "asymmetric",
+                                 "floor"))
 
 
 def ort_check(got, x, size, scales, method, mode, nmode):

@@ -1,0 +1,252 @@
+"""Default CPU schedules of the convolutions (conv2d, conv1d, depthwise, conv_transpose2d).
+
+``ops.conv`` lays each convolution out for one of three kernels (its ``attrs["algo"]``):
+
+- NCHWc: up to 6 output columns x 16 output channels (12 x 8 for 8-channel blocks) in
+  registers; the input is packed to NCHW[x]c, the kernel to OIHW[i][o], and the result is
+  unpacked by the epilogue at the tile, so NCHW stays at the op boundary. Small planes
+  (<= PLANE_PIXELS pixels) accumulate the whole plane of a channel block in L1 with the input
+  channels blocked outside;
+- 1x1: 6 output channels x 16 pixels of the flattened image (a matmul over channels on NCHW
+  itself), computed into a few output rows at a time;
+- depthwise: 4 output rows x 8 or 16 output columns of one channel, over a padded,
+  stride-phase-split copy of that channel built in the same parallel iteration.
+
+Tails (sizes the tiles do not divide) are guarded; loop partitioning peels them off, so the
+main loops stay guard-free and vectorised.
+"""
+import math
+
+from ..te.tensor import ComputeOp
+from .conv import find_anchor
+from .schedule_nn_fusion import fuse_epilogue, inline_injective_inputs, macs, work_ok
+
+
+def schedule_conv2d(s, anchor, out=None):
+    """Schedule a conv2d / conv1d / depthwise / conv_transpose2d result (and its epilogue)."""
+    out = anchor if out is None else out
+    conv = find_anchor(anchor)
+    if conv is None:
+        raise ValueError(f"schedule_conv2d: {anchor.name!r} is not the result of a tensorc "
+                         "conv op (no internal anchor compute found)")
+    st = fuse_epilogue(s, anchor, out)
+    if st is None:
+        out = anchor
+        st = s[anchor]
+    algo = conv.op.attrs["algo"]
+    if algo == "nchwc":
+        _schedule_nchwc(s, conv, out)
+    elif algo == "1x1":
+        _schedule_1x1(s, conv, out)
+    elif algo == "spatial":
+        _schedule_depthwise(s, conv, out)
+    else:  # pragma: no cover
+        raise ValueError(f"schedule_conv2d: unknown algorithm {algo!r}")
+    return s
+
+
+schedule_depthwise_conv2d = schedule_conv2d
+schedule_conv2d_transpose = schedule_conv2d
+schedule_conv1d = schedule_conv2d
+
+
+def _split_out_axes(st):
+    axes = list(st.op.axis)
+    if len(axes) == 4:
+        return axes
+    n, c, x = axes
+    return [n, c, None, x]
+
+
+def _nchwc_regn(ow, ocb):
+    """Output columns per register tile: ocb/8 * regn accumulators (at most 12 of the 16 ymm
+    registers), preferring a tile that divides the width (a tail tile costs a full pass)."""
+    cap = 6 if ocb == 16 else 12 if ocb == 8 else 8
+    if ow <= cap:
+        return ow
+    best = max(range(max(1, cap // 2), cap + 1),
+               key=lambda r: (ow / (-(-ow // r) * r), r))
+    return best
+
+
+#: output planes up to this many pixels are accumulated whole (per 16-channel block) with the
+#: input channels blocked outside, so each kernel block is reused by every pixel from L1
+PLANE_PIXELS = 196
+PLANE_IC = 32
+
+
+def _schedule_nchwc(s, conv, out):
+    info = conv.op.attrs
+    ocb = info["oc_bn"]
+    dv, kv = conv.op.input_tensors
+    st = s[out]
+    n, c, y, x = _split_out_axes(st)
+    OH, OW = conv.shape[2], conv.shape[3]
+    icb = info["ic_bn"]
+    icblocks = int(conv.op.reduce_axis[0].dom.extent.value)
+    if OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC:
+        _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv)
+        return
+    regn = _nchwc_regn(conv.shape[3], ocb)
+    co, ci = st.split(c, factor=ocb)
+    xo, xi = st.split(x, factor=regn)
+    order = [n, co] + ([y] if y is not None else []) + [xo, ci, xi]
+    st.reorder(*order)
+    st.unroll(ci)
+    st.unroll(xi)
+    par = st.fuse(co, y) if y is not None else co
+    if work_ok(macs(conv)):
+        st.parallel(par)
+    cs = s[conv]
+    cs.compute_at(st, xo)
+    cs.set_scope("local")
+    cn, cc, cy, cx, cb = cs.op.axis
+    r_ico, r_kh, r_kw, r_ici = cs.op.reduce_axis
+    cs.reorder(cn, cc, cy, r_ico, r_kh, r_kw, r_ici, cx, cb)
+    cs.unroll(cx)
+    cs.vectorize(cb)
+    _pack_stages_root(s, dv, kv)
+
+
+def _divisor_near(n, target):
+    """The divisor of n closest to target (ties: the larger)."""
+    divs = [d for d in range(1, n + 1) if n % d == 0]
+    return min(divs, key=lambda d: (abs(d - target), -d))
+
+
+def _pack_stages_root(s, dv, kv):
+    """The input and kernel packing computes at the root, outer loops fused in parallel."""
+    for t, nfuse in ((dv, 3), (kv, 2)):
+        if isinstance(t.op, ComputeOp) and s[t].attach_type == "root" and \
+                not s[t].relations:
+            inline_injective_inputs(s, t)
+            a = s[t].op.axis
+            fused = s[t].fuse(*a[:nfuse])
+            if work_ok(math.prod(t.shape)):
+                s[t].parallel(fused)
+
+
+def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv):
+    """Small output planes: the whole plane of one 16-channel block accumulates in L1 while
+    the input channels run in blocks of PLANE_IC outside the pixel loops, so each kernel block
+    (16 oc x PLANE_IC ic x KH x KW) is read from L2 once and reused by every pixel."""
+    OW = conv.shape[3]
+    regn = _nchwc_regn(OW, ocb)
+    co, ci = st.split(c, factor=ocb)
+    st.reorder(n, co, *([y] if y is not None else []), x, ci)
+    if work_ok(macs(conv)):
+        st.parallel(co)
+    cs = s[conv]
+    cs.compute_at(st, co)
+    cs.set_scope("local")
+    cn, cc, cy, cx, cb = cs.op.axis
+    r_ico, r_kh, r_kw, r_ici = cs.op.reduce_axis
+    io, ii = cs.split(r_ico, factor=max(1, PLANE_IC // icb))
+    cxo, cxi = cs.split(cx, factor=regn)
+    cs.reorder(cn, cc, io, cy, cxo, ii, r_kh, r_kw, r_ici, cxi, cb)
+    cs.unroll(cxi)
+    cs.vectorize(cb)
+    _pack_stages_root(s, dv, kv)
+
+
+def _schedule_1x1(s, conv, out, mr=6, nr=16):
+    """1x1 conv = matmul W[OC, IC] x X[IC, P] over flattened pixels.
+
+    Three levels: ``out`` (the epilogue) is tiled by mr output channels x ry output rows;
+    the anchor is computed at that tile into a small buffer (mr x ry*OW pixels, in L1),
+    in 16-pixel chunks whose mr x 16 accumulators (cache_write "local") live in registers.
+    """
+    OH, OW = conv.op.attrs["out_hw"]
+    _, OC, P = conv.shape
+    IC = int(conv.op.reduce_axis[0].dom.extent.value)
+    st = s[out]
+    n, c, y, x = _split_out_axes(st)
+    if y is None:
+        ry = 1
+    else:
+        ry = _divisor_near(OH, max(1, 320 // OW))
+    cl = s.cache_write(conv, "local")
+    co, ci = st.split(c, factor=mr)
+    if y is not None:
+        yo, yi = st.split(y, factor=ry)
+    else:
+        yo, yi = None, None
+    if OW > 16:
+        xo, xi = st.split(x, factor=16)
+        xs = [xo, xi]
+    else:
+        xi = x
+        xs = [x]
+    # Which operand to keep in cache: with the pixel loop outside, every pixel tile streams
+    # all the weights; with the channel loop outside, every channel tile streams the input.
+    wbytes = OC * IC * 4
+    xbytes = IC * P * 4
+    ntiles = OH // ry
+    pixel_outer = ntiles >= 2 and (wbytes <= 256 * 1024 or wbytes <= xbytes)
+    inner = [ci] + ([yi] if yi is not None else []) + xs
+    if pixel_outer:
+        st.reorder(n, yo, co, *inner)
+        attach, par = co, yo
+    else:
+        st.reorder(n, co, *([yo] if yo is not None else []), *inner)
+        attach = yo if yo is not None else co
+        par = co
+    st.vectorize(xi)
+    if work_ok(macs(conv)):
+        st.parallel(par)
+    cs = s[conv]
+    cs.compute_at(st, attach)
+    cs.set_scope("local")
+    cn, cc, cp = cs.op.axis
+    po, pi = cs.split(cp, factor=nr)
+    cs.reorder(cn, po, cc, pi)
+    cs.unroll(cc)
+    cs.vectorize(pi)
+    ls = s[cl]
+    ls.compute_at(cs, po)
+    ln, lc, lp = ls.op.axis
+    (k,) = ls.op.reduce_axis
+    ls.reorder(ln, k, lc, lp)
+    ls.unroll(lc)
+    ls.vectorize(lp)
+    for t in conv.op.input_tensors:
+        if isinstance(t.op, ComputeOp) and s[t].attach_type == "root" \
+                and t.op.tag == "injective":
+            inline_injective_inputs(s, t)
+            a = s[t].op.axis
+            fused = s[t].fuse(a[0], a[1])
+            if work_ok(math.prod(t.shape)):
+                s[t].parallel(fused)
+
+
+def _schedule_depthwise(s, conv, out, ry=4):
+    info = conv.op.attrs
+    vx = info["vx"]
+    st = s[out]
+    n, c, y, x = _split_out_axes(st)
+    OH = conv.shape[2]
+    xo, xi = st.split(x, factor=vx)
+    if y is not None and OH > 1:
+        yo, yi = st.split(y, factor=min(ry, OH))
+        st.reorder(n, c, yo, xo, yi, xi)
+        st.unroll(yi)
+    else:
+        st.reorder(n, c, *([y] if y is not None else []), xo, xi)
+    st.vectorize(xi)
+    nc = st.fuse(n, c)
+    if work_ok(macs(conv)):
+        st.parallel(nc)
+    cs = s[conv]
+    cs.compute_at(st, xo)
+    cs.set_scope("local")
+    cn, cc, cy, cx = cs.op.axis
+    kh, kw = cs.op.reduce_axis
+    cs.reorder(cn, cc, kh, kw, cy, cx)
+    cs.unroll(kh)
+    cs.unroll(kw)
+    cs.unroll(cy)
+    cs.vectorize(cx)
+    (dp,) = [t for t in conv.op.input_tensors if getattr(t.op, "tag", None) == "injective"]
+    if s[dp].attach_type == "root":
+        inline_injective_inputs(s, dp)
+        s[dp].compute_at(st, nc)

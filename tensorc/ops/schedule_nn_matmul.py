@@ -1,0 +1,179 @@
+"""Default CPU schedules of matmul, batch_matmul, dense and gemm (and their epilogues).
+
+The micro-kernel keeps 6 rows x 16 columns of C in 12 accumulators of 8 float lanes in AVX2
+registers (the BLIS Zen shape: 12 accumulators + operands fit the 16 ymm registers), reading B
+from the 16-wide column panels ``ops.matmul`` packs it into. Products of fewer than 4 rows are
+matrix-vector products and skip the packing: 64-column blocks when B's rows are contiguous, 4
+outputs x 16 partial sums (rfactor) when W's rows are (the batch-1 classifier).
+
+A float16 product accumulates in a float32 reduction (``<name>_acc``) that an elementwise
+compute rounds: it is the epilogue's first stage, so the accumulator tile stays float32 in
+registers and is rounded as it is stored.
+"""
+from .schedule_nn_fusion import (
+    find_reduction,
+    fuse_epilogue,
+    inlinable,
+    inline_injective_inputs,
+    local_accumulator,
+    macs,
+    work_ok,
+)
+
+MATMUL_TAGS = ("matmul", "dense")
+
+
+def schedule_matmul(s, anchor, out=None, mr=6, nr=16):
+    """matmul / batch_matmul / dense / gemm (and an elementwise epilogue).
+
+    Row-blocked products (at least 4 rows): an mr x nr tile of the result accumulates in 12
+    vector registers over the whole K loop, reading the packed 16-column panels of B; the tile
+    is computed at the output's tile, so the epilogue (bias, alpha/beta, C) is applied on the
+    way out. Matrix-vector products (fewer rows) skip the packing: along contiguous B rows
+    they vectorise the columns (64 per tile); along contiguous W rows (dense) they vectorise
+    the reduction into 16 partial sums (rfactor) for 4 outputs at a time.
+    """
+    out = anchor if out is None else out
+    C = find_reduction(anchor, MATMUL_TAGS)
+    if C is None:
+        raise ValueError(f"schedule_matmul: {anchor.name!r} is not (the result of) a matmul, "
+                         "batch_matmul, dense or gemm")
+    st = fuse_epilogue(s, C, out) if out is not C else s[C]
+    if st is None:
+        # the epilogue changes the shape (a view of a 1-D product): schedule C alone and
+        # leave the views to inline into out where they can
+        st = s[C]
+        out = C
+    bp = next(t for t in C.op.input_tensors if getattr(t.op, "tag", None) == "matmul_pack")
+    for t in C.op.input_tensors:
+        if t is not bp and inlinable(s, t):
+            s[t].compute_inline()
+    M = C.op.attrs["M"]
+    b_major = C.op.attrs.get("b_major", "j")
+    if M >= 4:
+        _schedule_matmul_packed(s, C, out, bp, mr, nr)
+    elif b_major == "j":
+        s[bp].compute_inline()
+        _schedule_matvec_cols(s, C, out, M)
+    else:
+        s[bp].compute_inline()
+        _schedule_matvec_rows(s, C, out, M)
+    return s
+
+
+schedule_dense = schedule_matmul
+schedule_batch_matmul = schedule_matmul
+schedule_gemm = schedule_matmul
+
+
+def _parallel_choice(batch, shape, jo, N, nr, work):
+    """The loop to run in parallel: a batch dimension, else the column-panel loop when its
+    guard-free main part is long enough for loop partitioning to peel the tail panel (a
+    parallel loop is only cut with 8+ iterations in its main part), else none (small work)."""
+    if not work_ok(work):
+        return None
+    big = [a for a, n in zip(batch, shape) if n > 1]
+    if big:
+        return big[0]
+    panels = -(-N // nr)
+    if N % nr == 0 or panels > 8:
+        return jo
+    return None
+
+
+def _schedule_matmul_packed(s, C, out, bp, mr, nr):
+    M = C.op.attrs["M"]
+    mr = min(mr, M)
+    CC = local_accumulator(s, C, out)
+    st = s[out]
+    *batch, i, j = st.op.axis
+    io, ii = st.split(i, factor=mr)
+    jo, ji = st.split(j, factor=nr)
+    st.reorder(*batch, jo, io, ii, ji)
+    st.unroll(ii)
+    st.vectorize(ji)
+    par = _parallel_choice(batch, out.shape, jo, C.op.attrs["N"], nr,
+                           M * C.op.attrs["N"] * C.op.attrs["K"])
+    if par is not None:
+        st.parallel(par)
+    cs = s[CC]
+    cs.compute_at(st, io)
+    *cb, ci, cj = cs.op.axis
+    (k,) = cs.op.reduce_axis
+    cs.reorder(*cb, k, ci, cj)
+    cs.unroll(ci)
+    cs.vectorize(cj)
+    ps = s[bp]
+    if ps.attach_type == "root" and not ps.is_output:
+        inline_injective_inputs(s, bp)
+        ax = ps.op.axis
+        outer = ps.fuse(*ax[:-2]) if len(ax) > 3 else ax[0]
+        if work_ok(macs(C)):
+            ps.parallel(outer)
+        ps.vectorize(ax[-1])
+
+
+def _schedule_matvec_cols(s, C, out, M, cols=512, vec=64):
+    """Few rows, B rows contiguous along the output columns: every thread owns a block of
+    ``cols`` columns whose accumulators stay in L1 while the rows of B stream past, k outer
+    (sequential reads of B)."""
+    CC = local_accumulator(s, C, out)
+    st = s[out]
+    *batch, i, j = st.op.axis
+    jo, ji = st.split(j, factor=cols)
+    st.reorder(*batch, jo, i, ji)
+    _, jii = st.split(ji, factor=vec)
+    st.vectorize(jii)
+    big = [a for a, n in zip(batch, out.shape) if n > 1]
+    if work_ok(macs(C)):
+        st.parallel(big[0] if big else jo)
+    cs = s[CC]
+    cs.compute_at(st, jo)
+    *cb, ci, cj = cs.op.axis
+    (k,) = cs.op.reduce_axis
+    cjo, cji = cs.split(cj, factor=vec)
+    cs.reorder(*cb, k, ci, cjo, cji)
+    cs.unroll(ci)
+    cs.vectorize(cji)
+
+
+def _schedule_matvec_rows(s, C, out, M, kv=16):
+    """Few rows, W rows contiguous along K (dense): 16 partial sums per output (rfactor),
+    4 outputs at a time sharing the loads of x."""
+    rows = max(1, 4 // M)
+    K = C.op.attrs["K"]
+    kv = min(kv, K)
+    cst = s[C]
+    (k,) = cst.op.reduce_axis
+    _, ki = cst.split(k, factor=kv)
+    RF = s.rfactor(C, ki, factor_axis=len(C.op.axis))
+    st = s[out]
+    if out is not C:
+        s[C].set_scope("local")
+    *batch, i, j = st.op.axis
+    if out is C:
+        (kr,) = st.op.reduce_axis
+        jo, ji = st.split(j, factor=rows)
+        st.reorder(*batch, jo, i, ji, kr)
+        st.unroll(ji)
+    else:
+        jo, ji = st.split(j, factor=rows)
+        st.reorder(*batch, jo, i, ji)
+        cs = s[C]
+        cs.compute_at(st, jo)
+        *cb, ci, cj = cs.op.axis
+        (kr,) = cs.op.reduce_axis
+        cs.reorder(*cb, ci, cj, kr)
+        cs.unroll(cj)
+    big = [a for a, n in zip(batch, out.shape) if n > 1]
+    if work_ok(M * C.op.attrs["N"] * K):
+        st.parallel(big[0] if big else jo)
+    rs = s[RF]
+    rs.compute_at(st, jo)
+    rs.set_scope("local")
+    *rb, ri, rj, kf = rs.op.axis
+    (rko,) = rs.op.reduce_axis
+    rs.reorder(*rb, rko, ri, rj, kf)
+    rs.unroll(ri)
+    rs.unroll(rj)
+    rs.vectorize(kf)

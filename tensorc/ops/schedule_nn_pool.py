@@ -1,0 +1,75 @@
+"""Default CPU schedules of pooling and resize: one (n, c) plane, or one output row, per
+parallel iteration, 8 output columns per vector."""
+import math
+
+from ..te.tensor import ComputeOp
+from .schedule_nn_fusion import (
+    find_reduction,
+    fuse_epilogue,
+    inline_injective_inputs,
+    local_accumulator,
+    work_ok,
+)
+
+
+def schedule_pool(s, anchor, out=None):
+    """Window and global pooling: one (n, c) plane per parallel iteration; the padded plane is
+    built inside that iteration; window pools vectorise 8 output columns (taps unrolled)."""
+    out = anchor if out is None else out
+    R = find_reduction(anchor, ("pool",))
+    if R is None:
+        raise ValueError(f"schedule_pool: {anchor.name!r} is not the result of a pooling op")
+    st = fuse_epilogue(s, anchor, out)
+    if st is None:
+        out, st = anchor, s[anchor]
+        if anchor is not R:
+            fused = fuse_epilogue(s, R, anchor)
+            st = fused if fused is not None else st
+    inputs = R.op.input_tensors
+    RC = local_accumulator(s, R, out)
+    st = s[out]
+    n, c, *sp = list(st.op.axis)
+    nc = st.fuse(n, c)
+    work = math.prod(out.shape) * max(1, math.prod(
+        int(r.dom.extent.value) for r in R.op.reduce_axis))
+    if work_ok(work):
+        st.parallel(nc)
+    if R.op.attrs.get("global"):
+        s[RC].compute_at(st, nc)
+        R = RC
+    else:
+        x = sp[-1]
+        xo, xi = st.split(x, factor=8)
+        st.vectorize(xi)
+        s[RC].compute_at(st, xo)
+        rn, rc, *rsp = s[RC].op.axis
+        red = list(s[RC].op.reduce_axis)
+        s[RC].reorder(rn, rc, *rsp[:-1], *red, rsp[-1])
+        for r in red:
+            if int(r.dom.extent.value) <= 8:
+                s[RC].unroll(r)
+        s[RC].vectorize(rsp[-1])
+        R = RC
+    for t in inputs:
+        if isinstance(t.op, ComputeOp) and t.op.tag == "injective" and \
+                s[t].attach_type == "root" and not s[t].is_output:
+            inline_injective_inputs(s, t)
+            s[t].compute_at(st, nc)
+    return s
+
+
+def schedule_resize(s, anchor, out=None):
+    """Resize (and its epilogue): rows in parallel, 8 output columns per vector (gathers)."""
+    out = anchor if out is None else out
+    st = fuse_epilogue(s, anchor, out)
+    if st is None:
+        out, st = anchor, s[anchor]
+    n, c, *sp = list(st.op.axis)
+    outer = st.fuse(n, c, *sp[:-1])
+    x = sp[-1]
+    if out.shape[-1] >= 8:
+        _, xi = st.split(x, factor=8)
+        st.vectorize(xi)
+    if work_ok(math.prod(out.shape)):
+        st.parallel(outer)
+    return s
