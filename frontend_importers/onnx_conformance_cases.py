@@ -133,7 +133,7 @@ def _from_disk(data_dir):
         if not sets:
             continue
 
-        def read(prefix, ds):
+        def read(prefix, ds, d=d):
             files = sorted((f for f in os.listdir(os.path.join(d, ds)) if f.startswith(prefix)),
                            key=lambda f: int(f[len(prefix):].split(".")[0]))
             out = []

@@ -246,7 +246,7 @@ class _Walker:
                 if name in by_set and name != "*":
                     self._join(ins[by_set[name][0]], outs[j])
         result = res[0] if res else None
-        for name, (k, is_write) in by_set.items():
+        for k, is_write in by_set.values():
             # a static in-place op ran in torch, with torch's aliasing; a converted one made
             # a new graph value that stands for the target from now on
             if not is_write or not isinstance(result, Value):

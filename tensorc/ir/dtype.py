@@ -67,7 +67,7 @@ def bits(dtype):
         return 1
     if base == "handle":
         return 64
-    return int(base.lstrip("uintfloat"))
+    return int(base.lstrip("uintfloat"))  # noqa: B005 - strips the type letters
 
 
 def itemsize(dtype):

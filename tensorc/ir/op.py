@@ -3,7 +3,6 @@
 Python literals take the type of the other operand (``A[i] * 2`` stays float16 if A is), the way
 TVM and numpy's scalar rules treat them, so a literal never silently widens a computation.
 """
-import math
 import operator
 
 import numpy as np

@@ -244,7 +244,7 @@ def _extent(stage, d, lo, hi, result):
     if isinstance(n, E.IntImm):
         return lo, n.value
     ranges = {}
-    for s, b in result.items():
+    for b in result.values():
         for iv, x in b.ext.items():
             ranges[iv.var] = (0, x - 1)
     bound = const_int_bound(n, ranges)[1]

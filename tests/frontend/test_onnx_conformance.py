@@ -72,7 +72,7 @@ def test_compiled_sample_matches():
     for c in cases:
         first.setdefault(c.op_type, []).append(c)
     sample = []
-    for op, cs in first.items():
+    for cs in first.values():
         for c in cs:
             r = conf.run_case(c, "interpret")
             if r.status == "pass":

@@ -1,5 +1,4 @@
 """Whole graphs compiled to one module, checked against the interpreter and numpy."""
-import logging
 
 import numpy as np
 import pytest

@@ -134,7 +134,7 @@ def test_memory_plan_of_a_deep_mlp_reuses_storage():
 @pytest.mark.parametrize("n", [3])
 def test_storage_never_shared_by_live_values_random_graphs(n):
     rng = np.random.default_rng(6)
-    for trial in range(20):
+    for _ in range(20):
         nvals = 12
         steps, sizes = [], {}
         for t in range(nvals):
