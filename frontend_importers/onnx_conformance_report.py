@@ -9,9 +9,9 @@ TARGET = 0.95
 
 #: How some operators are imported, or why their failures happen (docs/onnx_support.md).
 NOTES = {
-    "Attention": "expanded into its ONNX function body; the float16 failures are 1-2 ulp "
-                 "differences: tensorc's float16 matmul accumulates in float16, numpy's in "
-                 "float32",
+    "Attention": "expanded into its ONNX function body; the two float16 failures are 1 ulp: "
+                 "the reference rounds exp(x - max) to float16 before summing, tensorc's "
+                 "softmax sums in float32 and rounds once (ONNX Runtime fails the first too)",
     "RotaryEmbedding": "expanded into its ONNX function body",
     "SwiGLU": "expanded into its ONNX function body",
     "NegativeLogLikelihoodLoss": "expanded into its ONNX function body",
