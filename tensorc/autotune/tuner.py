@@ -336,10 +336,12 @@ class XGBTuner(Tuner):
     task's speeds normalized to its best. Only itervar features make another space's
     points comparable to this one's, so transfer needs ``feature_type="itervar"``.
     ``plan_seconds`` lists how long each plan took to make (fit + search).
+    ``num_threads``: XGBoost's threads (default 1: the model is small, and on a loaded
+    2-core machine two threads fitted 5-10x slower in wall time while builds ran).
     """
 
     def __init__(self, task, plan_size=64, feature_type="itervar", loss_type="rank",
-                 num_threads=None, optimizer="sa", diversity_filter_ratio=None,
+                 num_threads=1, optimizer="sa", diversity_filter_ratio=None,
                  random_share=0.1, transfer_from=None, seed=None):
         super().__init__(task, seed)
         if feature_type not in ("itervar", "knob"):
