@@ -220,6 +220,8 @@ def create_task(name, args=(), target="llvm", module=None):
     ``module`` is imported first when the template is not registered yet (a worker process)."""
     if name not in TEMPLATES and module:
         importlib.import_module(module)
+    if name not in TEMPLATES:
+        importlib.import_module("tensorc.ops.templates")  # the built-in ops' templates
     return Task(name, args, target)
 
 

@@ -22,8 +22,13 @@ from .conv import find_anchor
 from .schedule_nn_fusion import fuse_epilogue, inline_injective_inputs, macs, work_ok
 
 
-def schedule_conv2d(s, anchor, out=None):
-    """Schedule a conv2d / conv1d / depthwise / conv_transpose2d result (and its epilogue)."""
+def schedule_conv2d(s, anchor, out=None, **knobs):
+    """Schedule a conv2d / conv1d / depthwise / conv_transpose2d result (and its epilogue).
+
+    ``knobs`` are the tuning knobs of the op's kernel (``ops.templates``), keyword arguments of
+    ``_schedule_nchwc``, ``_schedule_1x1`` or ``_schedule_depthwise``; none gives the default
+    schedule, and one the chosen kernel does not take is a TypeError.
+    """
     out = anchor if out is None else out
     conv = find_anchor(anchor)
     if conv is None:
@@ -35,11 +40,11 @@ def schedule_conv2d(s, anchor, out=None):
         st = s[anchor]
     algo = conv.op.attrs["algo"]
     if algo == "nchwc":
-        _schedule_nchwc(s, conv, out)
+        _schedule_nchwc(s, conv, out, **knobs)
     elif algo == "1x1":
-        _schedule_1x1(s, conv, out)
+        _schedule_1x1(s, conv, out, **knobs)
     elif algo == "spatial":
-        _schedule_depthwise(s, conv, out)
+        _schedule_depthwise(s, conv, out, **knobs)
     else:  # pragma: no cover
         raise ValueError(f"schedule_conv2d: unknown algorithm {algo!r}")
     return s
@@ -75,7 +80,11 @@ PLANE_PIXELS = 196
 PLANE_IC = 32
 
 
-def _schedule_nchwc(s, conv, out):
+def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, parallel=True,
+                    unroll=True):
+    """regn: output columns per register tile (None: ``_nchwc_regn``); plane: accumulate whole
+    small planes (None: when the plane and input channels are as PLANE_* says); plane_ic: input
+    channels per block of that kernel; parallel: only with enough work when True."""
     info = conv.op.attrs
     ocb = info["oc_bn"]
     dv, kv = conv.op.input_tensors
@@ -84,18 +93,22 @@ def _schedule_nchwc(s, conv, out):
     OH, OW = conv.shape[2], conv.shape[3]
     icb = info["ic_bn"]
     icblocks = int(conv.op.reduce_axis[0].dom.extent.value)
-    if OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC:
-        _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv)
+    if plane is None:
+        plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC
+    regn = _nchwc_regn(OW, ocb) if regn is None else regn
+    if plane:
+        _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, plane_ic,
+                              parallel, unroll)
         return
-    regn = _nchwc_regn(conv.shape[3], ocb)
     co, ci = st.split(c, factor=ocb)
     xo, xi = st.split(x, factor=regn)
     order = [n, co] + ([y] if y is not None else []) + [xo, ci, xi]
     st.reorder(*order)
-    st.unroll(ci)
-    st.unroll(xi)
+    if unroll:
+        st.unroll(ci)
+        st.unroll(xi)
     par = st.fuse(co, y) if y is not None else co
-    if work_ok(macs(conv)):
+    if parallel and work_ok(macs(conv)):
         st.parallel(par)
     cs = s[conv]
     cs.compute_at(st, xo)
@@ -103,9 +116,10 @@ def _schedule_nchwc(s, conv, out):
     cn, cc, cy, cx, cb = cs.op.axis
     r_ico, r_kh, r_kw, r_ici = cs.op.reduce_axis
     cs.reorder(cn, cc, cy, r_ico, r_kh, r_kw, r_ici, cx, cb)
-    cs.unroll(cx)
+    if unroll:
+        cs.unroll(cx)
     cs.vectorize(cb)
-    _pack_stages_root(s, dv, kv)
+    _pack_stages_root(s, dv, kv, parallel)
 
 
 def _divisor_near(n, target):
@@ -114,47 +128,48 @@ def _divisor_near(n, target):
     return min(divs, key=lambda d: (abs(d - target), -d))
 
 
-def _pack_stages_root(s, dv, kv):
-    """The input and kernel packing computes at the root, outer loops fused in parallel."""
+def _pack_stages_root(s, dv, kv, parallel):
+    """The input and kernel packing computes at the root, outer loops fused (in parallel)."""
     for t, nfuse in ((dv, 3), (kv, 2)):
         if isinstance(t.op, ComputeOp) and s[t].attach_type == "root" and \
                 not s[t].relations:
             inline_injective_inputs(s, t)
             a = s[t].op.axis
             fused = s[t].fuse(*a[:nfuse])
-            if work_ok(math.prod(t.shape)):
+            if parallel and work_ok(math.prod(t.shape)):
                 s[t].parallel(fused)
 
 
-def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv):
+def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, plane_ic,
+                          parallel, unroll):
     """Small output planes: the whole plane of one 16-channel block accumulates in L1 while
-    the input channels run in blocks of PLANE_IC outside the pixel loops, so each kernel block
-    (16 oc x PLANE_IC ic x KH x KW) is read from L2 once and reused by every pixel."""
-    OW = conv.shape[3]
-    regn = _nchwc_regn(OW, ocb)
+    the input channels run in blocks of ``plane_ic`` outside the pixel loops, so each kernel
+    block (16 oc x plane_ic ic x KH x KW) is read from L2 once and reused by every pixel."""
     co, ci = st.split(c, factor=ocb)
     st.reorder(n, co, *([y] if y is not None else []), x, ci)
-    if work_ok(macs(conv)):
+    if parallel and work_ok(macs(conv)):
         st.parallel(co)
     cs = s[conv]
     cs.compute_at(st, co)
     cs.set_scope("local")
     cn, cc, cy, cx, cb = cs.op.axis
     r_ico, r_kh, r_kw, r_ici = cs.op.reduce_axis
-    io, ii = cs.split(r_ico, factor=max(1, PLANE_IC // icb))
+    io, ii = cs.split(r_ico, factor=max(1, plane_ic // icb))
     cxo, cxi = cs.split(cx, factor=regn)
     cs.reorder(cn, cc, io, cy, cxo, ii, r_kh, r_kw, r_ici, cxi, cb)
-    cs.unroll(cxi)
+    if unroll:
+        cs.unroll(cxi)
     cs.vectorize(cb)
-    _pack_stages_root(s, dv, kv)
+    _pack_stages_root(s, dv, kv, parallel)
 
 
-def _schedule_1x1(s, conv, out, mr=6, nr=16):
+def _schedule_1x1(s, conv, out, mr=6, nr=16, ry=None, parallel=True):
     """1x1 conv = matmul W[OC, IC] x X[IC, P] over flattened pixels.
 
-    Three levels: ``out`` (the epilogue) is tiled by mr output channels x ry output rows;
-    the anchor is computed at that tile into a small buffer (mr x ry*OW pixels, in L1),
-    in 16-pixel chunks whose mr x 16 accumulators (cache_write "local") live in registers.
+    Three levels: ``out`` (the epilogue) is tiled by mr output channels x ry output rows
+    (None: the divisor of OH nearest 320 pixels); the anchor is computed at that tile into a
+    small buffer (mr x ry*OW pixels, in L1), in nr-pixel chunks whose mr x nr accumulators
+    (cache_write "local") live in registers.
     """
     OH, OW = conv.op.attrs["out_hw"]
     _, OC, P = conv.shape
@@ -163,7 +178,7 @@ def _schedule_1x1(s, conv, out, mr=6, nr=16):
     n, c, y, x = _split_out_axes(st)
     if y is None:
         ry = 1
-    else:
+    elif ry is None:
         ry = _divisor_near(OH, max(1, 320 // OW))
     cl = s.cache_write(conv, "local")
     co, ci = st.split(c, factor=mr)
@@ -192,7 +207,7 @@ def _schedule_1x1(s, conv, out, mr=6, nr=16):
         attach = yo if yo is not None else co
         par = co
     st.vectorize(xi)
-    if work_ok(macs(conv)):
+    if parallel and work_ok(macs(conv)):
         st.parallel(par)
     cs = s[conv]
     cs.compute_at(st, attach)
@@ -215,13 +230,15 @@ def _schedule_1x1(s, conv, out, mr=6, nr=16):
             inline_injective_inputs(s, t)
             a = s[t].op.axis
             fused = s[t].fuse(a[0], a[1])
-            if work_ok(math.prod(t.shape)):
+            if parallel and work_ok(math.prod(t.shape)):
                 s[t].parallel(fused)
 
 
-def _schedule_depthwise(s, conv, out, ry=4):
+def _schedule_depthwise(s, conv, out, ry=4, vx=None, parallel=True, unroll=True):
+    """ry output rows x vx output columns (None: the layout's, ``attrs["vx"]``) per tile, the
+    kernel taps unrolled with ``unroll``; the padded channel copy is built per (n, c)."""
     info = conv.op.attrs
-    vx = info["vx"]
+    vx = info["vx"] if vx is None else vx
     st = s[out]
     n, c, y, x = _split_out_axes(st)
     OH = conv.shape[2]
@@ -229,12 +246,13 @@ def _schedule_depthwise(s, conv, out, ry=4):
     if y is not None and OH > 1:
         yo, yi = st.split(y, factor=min(ry, OH))
         st.reorder(n, c, yo, xo, yi, xi)
-        st.unroll(yi)
+        if unroll:
+            st.unroll(yi)
     else:
         st.reorder(n, c, *([y] if y is not None else []), xo, xi)
     st.vectorize(xi)
     nc = st.fuse(n, c)
-    if work_ok(macs(conv)):
+    if parallel and work_ok(macs(conv)):
         st.parallel(nc)
     cs = s[conv]
     cs.compute_at(st, xo)
@@ -242,9 +260,10 @@ def _schedule_depthwise(s, conv, out, ry=4):
     cn, cc, cy, cx = cs.op.axis
     kh, kw = cs.op.reduce_axis
     cs.reorder(cn, cc, kh, kw, cy, cx)
-    cs.unroll(kh)
-    cs.unroll(kw)
-    cs.unroll(cy)
+    if unroll:
+        cs.unroll(kh)
+        cs.unroll(kw)
+        cs.unroll(cy)
     cs.vectorize(cx)
     (dp,) = [t for t in conv.op.input_tensors if getattr(t.op, "tag", None) == "injective"]
     if s[dp].attach_type == "root":

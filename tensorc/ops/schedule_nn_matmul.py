@@ -23,7 +23,8 @@ from .schedule_nn_fusion import (
 MATMUL_TAGS = ("matmul", "dense")
 
 
-def schedule_matmul(s, anchor, out=None, mr=6, nr=16):
+def schedule_matmul(s, anchor, out=None, mr=6, nr=16, parallel="auto", unroll=True, cols=512,
+                    vec=64, kv=16):
     """matmul / batch_matmul / dense / gemm (and an elementwise epilogue).
 
     Row-blocked products (at least 4 rows): an mr x nr tile of the result accumulates in 12
@@ -32,7 +33,16 @@ def schedule_matmul(s, anchor, out=None, mr=6, nr=16):
     way out. Matrix-vector products (fewer rows) skip the packing: along contiguous B rows
     they vectorise the columns (64 per tile); along contiguous W rows (dense) they vectorise
     the reduction into 16 partial sums (rfactor) for 4 outputs at a time.
+
+    The keyword arguments are the tuning knobs (``ops.templates``); their defaults are the
+    default schedule. ``parallel``: "auto" (the outermost loop worth it, when there is enough
+    work), "outer" (the outermost loop whatever the work) or "none"; ``unroll`` unrolls the
+    register tile's rows; ``cols``/``vec`` are the column block and vector of the B-row
+    matrix-vector kernel, ``kv`` the partial sums of the W-row one.
     """
+    if parallel not in ("auto", "outer", "none"):
+        raise ValueError(f"schedule_matmul: parallel must be 'auto', 'outer' or 'none', "
+                         f"got {parallel!r}")
     out = anchor if out is None else out
     C = find_reduction(anchor, MATMUL_TAGS)
     if C is None:
@@ -51,13 +61,13 @@ def schedule_matmul(s, anchor, out=None, mr=6, nr=16):
     M = C.op.attrs["M"]
     b_major = C.op.attrs.get("b_major", "j")
     if M >= 4:
-        _schedule_matmul_packed(s, C, out, bp, mr, nr)
+        _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll)
     elif b_major == "j":
         s[bp].compute_inline()
-        _schedule_matvec_cols(s, C, out, M)
+        _schedule_matvec_cols(s, C, out, M, cols, vec, parallel)
     else:
         s[bp].compute_inline()
-        _schedule_matvec_rows(s, C, out, M)
+        _schedule_matvec_rows(s, C, out, M, kv, parallel)
     return s
 
 
@@ -66,13 +76,18 @@ schedule_batch_matmul = schedule_matmul
 schedule_gemm = schedule_matmul
 
 
-def _parallel_choice(batch, shape, jo, N, nr, work):
+def _parallel_choice(batch, shape, jo, N, nr, work, parallel):
     """The loop to run in parallel: a batch dimension, else the column-panel loop when its
     guard-free main part is long enough for loop partitioning to peel the tail panel (a
-    parallel loop is only cut with 8+ iterations in its main part), else none (small work)."""
-    if not work_ok(work):
+    parallel loop is only cut with 8+ iterations in its main part), else none (small work).
+    ``parallel="outer"`` takes the batch or panel loop regardless; "none" takes none."""
+    if parallel == "none":
         return None
     big = [a for a, n in zip(batch, shape) if n > 1]
+    if parallel == "outer":
+        return big[0] if big else jo
+    if not work_ok(work):
+        return None
     if big:
         return big[0]
     panels = -(-N // nr)
@@ -81,7 +96,18 @@ def _parallel_choice(batch, shape, jo, N, nr, work):
     return None
 
 
-def _schedule_matmul_packed(s, C, out, bp, mr, nr):
+def _want_parallel(parallel, work):
+    """Enough work for threads under "auto"; always with "outer", never with "none"."""
+    return parallel == "outer" or (parallel == "auto" and work_ok(work))
+
+
+def _outer_parallel(st, big, loop, work, parallel):
+    """The matrix-vector kernels' rule: the first batch loop, else ``loop``."""
+    if _want_parallel(parallel, work):
+        st.parallel(big[0] if big else loop)
+
+
+def _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll):
     M = C.op.attrs["M"]
     mr = min(mr, M)
     CC = local_accumulator(s, C, out)
@@ -90,10 +116,11 @@ def _schedule_matmul_packed(s, C, out, bp, mr, nr):
     io, ii = st.split(i, factor=mr)
     jo, ji = st.split(j, factor=nr)
     st.reorder(*batch, jo, io, ii, ji)
-    st.unroll(ii)
+    if unroll:
+        st.unroll(ii)
     st.vectorize(ji)
     par = _parallel_choice(batch, out.shape, jo, C.op.attrs["N"], nr,
-                           M * C.op.attrs["N"] * C.op.attrs["K"])
+                           M * C.op.attrs["N"] * C.op.attrs["K"], parallel)
     if par is not None:
         st.parallel(par)
     cs = s[CC]
@@ -101,19 +128,20 @@ def _schedule_matmul_packed(s, C, out, bp, mr, nr):
     *cb, ci, cj = cs.op.axis
     (k,) = cs.op.reduce_axis
     cs.reorder(*cb, k, ci, cj)
-    cs.unroll(ci)
+    if unroll:
+        cs.unroll(ci)
     cs.vectorize(cj)
     ps = s[bp]
     if ps.attach_type == "root" and not ps.is_output:
         inline_injective_inputs(s, bp)
         ax = ps.op.axis
         outer = ps.fuse(*ax[:-2]) if len(ax) > 3 else ax[0]
-        if work_ok(macs(C)):
+        if _want_parallel(parallel, macs(C)):
             ps.parallel(outer)
         ps.vectorize(ax[-1])
 
 
-def _schedule_matvec_cols(s, C, out, M, cols=512, vec=64):
+def _schedule_matvec_cols(s, C, out, M, cols, vec, parallel):
     """Few rows, B rows contiguous along the output columns: every thread owns a block of
     ``cols`` columns whose accumulators stay in L1 while the rows of B stream past, k outer
     (sequential reads of B)."""
@@ -125,8 +153,7 @@ def _schedule_matvec_cols(s, C, out, M, cols=512, vec=64):
     _, jii = st.split(ji, factor=vec)
     st.vectorize(jii)
     big = [a for a, n in zip(batch, out.shape) if n > 1]
-    if work_ok(macs(C)):
-        st.parallel(big[0] if big else jo)
+    _outer_parallel(st, big, jo, macs(C), parallel)
     cs = s[CC]
     cs.compute_at(st, jo)
     *cb, ci, cj = cs.op.axis
@@ -137,7 +164,7 @@ def _schedule_matvec_cols(s, C, out, M, cols=512, vec=64):
     cs.vectorize(cji)
 
 
-def _schedule_matvec_rows(s, C, out, M, kv=16):
+def _schedule_matvec_rows(s, C, out, M, kv, parallel):
     """Few rows, W rows contiguous along K (dense): 16 partial sums per output (rfactor),
     4 outputs at a time sharing the loads of x."""
     rows = max(1, 4 // M)
@@ -166,8 +193,7 @@ def _schedule_matvec_rows(s, C, out, M, kv=16):
         cs.reorder(*cb, ci, cj, kr)
         cs.unroll(cj)
     big = [a for a, n in zip(batch, out.shape) if n > 1]
-    if work_ok(M * C.op.attrs["N"] * K):
-        st.parallel(big[0] if big else jo)
+    _outer_parallel(st, big, jo, M * C.op.attrs["N"] * K, parallel)
     rs = s[RF]
     rs.compute_at(st, jo)
     rs.set_scope("local")

@@ -1,0 +1,243 @@
+"""Tuning templates of the built-in heavy ops: their default CPU schedules with the constants
+turned into knobs.
+
+Each template builds the op with its ``tensorc.ops`` function from JSON arguments (shapes,
+strides, padding, dtype) and schedules it with the op's default schedule function, passing the
+config's choices as that function's keyword arguments. Every knob lists the default schedule's
+value first, so point 0 of every space *is* the default schedule (same lowered program) and a
+tuner can only improve on it. Knobs that cannot matter for a shape (a register block wider
+than the output, the matrix-vector kernel's blocks for a row-blocked product) are not defined,
+nor is the parallel knob below the work the default schedule runs in parallel for, so the
+spaces hold few duplicate points.
+
+Importing this module registers the templates; ``autotune.create_task`` imports it on the
+first unknown template name.
+"""
+from .. import te
+from ..autotune import get_config, template
+from . import conv as _conv
+from . import matmul as _matmul
+from . import schedule_cpu as _cpu
+from .schedule_cpu import (
+    _vectorize_last,
+    composite_parts,
+    inline_injective_producers,
+    vector_lanes,
+)
+from .schedule_nn import find_group_anchor
+from .schedule_nn_conv import PLANE_IC, PLANE_PIXELS, _divisor_near, _nchwc_regn, schedule_conv2d
+from .schedule_nn_fusion import find_reduction, macs, work_ok
+from .schedule_nn_matmul import MATMUL_TAGS, schedule_matmul
+from .softmax import softmax as _softmax
+from .util import prod
+
+
+def _options(default, others):
+    """``default`` first, then the other candidates, without repeats."""
+    out = [default]
+    for o in others:
+        if o not in out:
+            out.append(o)
+    return out
+
+
+def _define(cfg, name, default, others):
+    """A knob with the default first; returns the config's choice."""
+    cfg.define_knob(name, _options(default, others))
+    return cfg[name].val
+
+
+# ------------------------------------------------------------------------------ matmul family
+
+def _matmul_knobs(cfg, y, dtype):
+    """Knobs of ``schedule_matmul`` for the product behind ``y``, as keyword arguments."""
+    anchor = find_group_anchor(y)
+    C = find_reduction(anchor, MATMUL_TAGS)
+    M, N, K = (C.op.attrs[a] for a in ("M", "N", "K"))
+    cfg.add_flop(2.0 * prod(C.shape) * K)
+    knobs = {}
+    if M >= 4:
+        lanes = vector_lanes(dtype)
+        knobs["mr"] = _define(cfg, "mr", min(6, M), [m for m in range(1, 9) if m <= M])
+        knobs["nr"] = _define(cfg, "nr", 16, [v for v in range(lanes, 65, lanes)
+                                              if v - lanes < N])
+        knobs["unroll"] = _define(cfg, "unroll", True, [False])
+    elif C.op.attrs.get("b_major", "j") == "j":
+        knobs["cols"] = _define(cfg, "cols", 512, [64, 128, 256, 1024])
+        knobs["vec"] = _define(cfg, "vec", 64, [8, 16, 32])
+    else:
+        knobs["kv"] = _define(cfg, "kv", min(16, K), [v for v in (8, 32, 64) if v <= K])
+    if work_ok(M * N * K):
+        knobs["parallel"] = _define(cfg, "parallel", "auto", ["outer", "none"])
+    return anchor, knobs
+
+
+def _schedule_product(y, tensors, dtype):
+    cfg = get_config()
+    anchor, knobs = _matmul_knobs(cfg, y, dtype)
+    s = te.create_schedule(y.op)
+    schedule_matmul(s, anchor, y, **knobs)
+    return s, tensors
+
+
+@template("dense")
+def dense(M, N, K, dtype="float32"):
+    """x[M, K] . w[N, K]^T (``ops.dense``; W is packed into column panels)."""
+    x = te.placeholder((M, K), dtype, name="x")
+    w = te.placeholder((N, K), dtype, name="w")
+    y = _matmul.dense(x, w)
+    return _schedule_product(y, [x, w, y], dtype)
+
+
+@template("matmul")
+def matmul(M, N, K, dtype="float32"):
+    """a[M, K] @ b[K, N] (``ops.matmul``)."""
+    a = te.placeholder((M, K), dtype, name="a")
+    b = te.placeholder((K, N), dtype, name="b")
+    y = _matmul.matmul(a, b)
+    return _schedule_product(y, [a, b, y], dtype)
+
+
+@template("batch_matmul")
+def batch_matmul(B, M, N, K, dtype="float32"):
+    """a[B, M, K] @ b[B, K, N] (``ops.batch_matmul``)."""
+    a = te.placeholder((B, M, K), dtype, name="a")
+    b = te.placeholder((B, K, N), dtype, name="b")
+    y = _matmul.batch_matmul(a, b)
+    return _schedule_product(y, [a, b, y], dtype)
+
+
+# ------------------------------------------------------------------------------ convolutions
+
+def _conv_knobs(cfg, conv):
+    """Knobs of the kernel ``ops.conv`` chose for ``conv`` (its ``attrs["algo"]``)."""
+    info = conv.op.attrs
+    algo = info["algo"]
+    knobs = {}
+    if algo == "nchwc":
+        ocb, icb = info["oc_bn"], info["ic_bn"]
+        icblocks = int(conv.op.reduce_axis[0].dom.extent.value)
+        cap = 6 if ocb == 16 else 12 if ocb == 8 else 8
+        OH, OW = conv.shape[2], conv.shape[3]
+        knobs["regn"] = _define(cfg, "regn", _nchwc_regn(OW, ocb),
+                                [r for r in range(1, cap + 1) if r <= OW])
+        auto_plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC
+        knobs["plane"] = _define(cfg, "plane", auto_plane, [not auto_plane])
+        if icblocks > 1:
+            knobs["plane_ic"] = _define(cfg, "plane_ic", PLANE_IC,
+                                        [b for b in (16, 64, 128) if b // icb <= icblocks])
+        knobs["unroll"] = _define(cfg, "unroll", True, [False])
+    elif algo == "1x1":
+        OH, OW = info["out_hw"]
+        OC = conv.shape[1]
+        knobs["mr"] = _define(cfg, "mr", 6, [m for m in range(1, 9) if m <= OC])
+        knobs["nr"] = _define(cfg, "nr", 16, [8, 32, 64])
+        if OH > 1:
+            default = _divisor_near(OH, max(1, 320 // OW))
+            knobs["ry"] = _define(cfg, "ry", default,
+                                  [d for d in range(1, OH + 1) if OH % d == 0][:8])
+    else:
+        OH = conv.shape[2]
+        knobs["ry"] = _define(cfg, "ry", min(4, OH), [r for r in (1, 2, 3, 6, 8) if r <= OH])
+        knobs["vx"] = _define(cfg, "vx", info["vx"], [8, 16, 32])
+        knobs["unroll"] = _define(cfg, "unroll", True, [False])
+    if work_ok(macs(conv)):
+        knobs["parallel"] = _define(cfg, "parallel", True, [False])
+    return knobs
+
+
+def _schedule_conv(y, tensors):
+    cfg = get_config()
+    anchor = find_group_anchor(y)
+    conv = _conv.find_anchor(anchor)
+    cfg.add_flop(2.0 * prod(y.shape) * prod(int(r.dom.extent.value)
+                                            for r in conv.op.reduce_axis))
+    knobs = _conv_knobs(cfg, conv)
+    s = te.create_schedule(y.op)
+    schedule_conv2d(s, anchor, y, **knobs)
+    return s, tensors
+
+
+@template("conv2d_nchw")
+def conv2d_nchw(N, C, H, W, OC, KH, KW, strides=1, padding=0, dilation=1, dtype="float32"):
+    """conv2d of NCHW data by an OIHW weight as ``ops.conv2d`` lays it out (NCHWc packed
+    input and kernel, or the 1x1 kernel on NCHW)."""
+    x = te.placeholder((N, C, H, W), dtype, name="x")
+    w = te.placeholder((OC, C, KH, KW), dtype, name="w")
+    y = _conv.conv2d(x, w, strides=strides, padding=padding, dilation=dilation)
+    return _schedule_conv(y, [x, w, y])
+
+
+@template("depthwise_conv2d")
+def depthwise_conv2d(N, C, H, W, KH, KW, strides=1, padding=0, dilation=1, dtype="float32"):
+    """Depthwise conv2d (one KH x KW filter per channel, ``ops.depthwise_conv2d``)."""
+    x = te.placeholder((N, C, H, W), dtype, name="x")
+    w = te.placeholder((C, 1, KH, KW), dtype, name="w")
+    y = _conv.depthwise_conv2d(x, w, strides=strides, padding=padding, dilation=dilation)
+    return _schedule_conv(y, [x, w, y])
+
+
+# ------------------------------------------------------------------------------ softmax
+
+def _rfactor(s, t, lanes):
+    """``t``'s last reduce axis split by ``lanes`` into a vector of partial results (None when
+    the axis is shorter than two vectors), as ``schedule_cpu`` does with the native width."""
+    st = s[t]
+    if int(st.op.reduce_axis[-1].dom.extent.value) < 2 * lanes:
+        return None
+    _, ki = st.split(st.op.reduce_axis[-1], factor=lanes)
+    rf = s.rfactor(t, ki, factor_axis=len(st.op.axis))
+    r = s[rf]
+    lane = r.op.axis[-1]
+    r.reorder(*r.op.reduce_axis, lane)
+    r.vectorize(lane)
+    return rf
+
+
+def _schedule_softmax(s, out, lanes, parallel):
+    """``schedule_cpu.schedule_softmax`` with the vector width and the parallel row loop as
+    knobs (the defaults give its schedule): the row statistics computed inside the row loop."""
+    axis = out.op.attrs["axis"]
+    st = s[out]
+    parts = composite_parts(s, out)
+    for t in [out] + parts:
+        inline_injective_producers(s, t)
+    lead = st.op.axis[:axis]
+    outer = st.fuse(*lead) if lead else None
+    _vectorize_last(st, st.op.axis[axis:], out.shape[axis:], lanes)
+    if parallel and outer is not None and prod(out.shape[:axis]) > 1 and \
+            prod(out.shape) >= _cpu.PARALLEL_MIN:
+        st.parallel(outer)
+    for t in parts:
+        if outer is not None:
+            s[t].compute_at(st, outer)
+        pst = s[t]
+        row_axes = pst.op.axis[axis:]
+        if pst.op.reduce_axis and not row_axes:
+            rf = _rfactor(s, t, lanes)
+            if rf is not None and pst.op.axis:
+                s[rf].compute_at(pst, pst.op.axis[-1])
+            continue
+        if pst.op.reduce_axis:
+            pst.reorder(*pst.op.reduce_axis, *row_axes)
+        _vectorize_last(pst, row_axes, t.shape[axis:], lanes)
+    return s
+
+
+@template("softmax")
+def softmax(shape, axis=-1, dtype="float32"):
+    """``ops.softmax`` of a tensor of ``shape`` along ``axis``."""
+    x = te.placeholder(tuple(shape), dtype, name="x")
+    y = _softmax(x, axis)
+    cfg = get_config()
+    native = vector_lanes(dtype)
+    lanes = _define(cfg, "lanes", native, [v for v in (native // 2, native * 2, native * 4) if v >= 1])
+    rows = prod(y.shape[:y.op.attrs["axis"]])
+    parallel = rows > 1 and prod(y.shape) >= _cpu.PARALLEL_MIN and \
+        _define(cfg, "parallel", True, [False])
+    s = te.create_schedule(y.op)
+    _schedule_softmax(s, y, lanes, parallel)
+    return s, [x, y]
+
+
+__all__ = ["dense", "matmul", "batch_matmul", "conv2d_nchw", "depthwise_conv2d", "softmax"]
