@@ -1,0 +1,139 @@
+"""Search efficiency of the tuners: best-so-far throughput against trials, XGBTuner vs
+RandomTuner, over several seeds, on template-free spaces (the auto-template) of a matmul, a
+ResNet conv2d layer and a softmax.
+
+Every candidate is really built and measured (isolated, checked against the numpy oracle);
+nothing is simulated. The figure of merit, from the issue: trials each tuner needs to reach
+95% of the best throughput any run found for that task (XGBTuner should need at most half of
+what random search needs). The machine is shared: /proc/pressure/cpu is printed with the
+figures, and every run of a task is measured in the same process, interleaved by seed.
+
+    python benchmarks/bench_tuning.py                          # all tasks, 3 seeds, 96 trials
+    python benchmarks/bench_tuning.py --tasks matmul --trials 64 --seeds 2
+    python benchmarks/bench_tuning.py --plot tuning.png        # also draw the curves
+"""
+import argparse
+import json
+import time
+
+import numpy as np
+from common import cpu_pressure
+
+from tensorc import autotune, te
+from tensorc.autotune.measure import MeasureOption
+
+
+def matmul(n=512):
+    k = te.reduce_axis((0, n), name="k")
+    A = te.placeholder((n, n), name="A")
+    B = te.placeholder((n, n), name="B")
+    return te.compute((n, n), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+
+
+def conv2d(c=64, f=64, hw=56):
+    """ResNet-18's 3x3 conv of stage 1 (NCHW, padding 1), batch 1."""
+    X = te.placeholder((1, c, hw + 2, hw + 2), name="X")        # already padded
+    W = te.placeholder((f, c, 3, 3), name="W")
+    rc = te.reduce_axis((0, c), name="rc")
+    ry, rx = te.reduce_axis((0, 3), name="ry"), te.reduce_axis((0, 3), name="rx")
+    return te.compute((1, f, hw, hw), lambda n, o, y, x: te.sum(
+        X[n, rc, y + ry, x + rx] * W[o, rc, ry, rx], axis=[rc, ry, rx]), name="Y")
+
+
+def softmax(rows=1024, cols=1000):
+    x = te.placeholder((rows, cols), name="x")
+    k1, k2 = te.reduce_axis((0, cols), name="k1"), te.reduce_axis((0, cols), name="k2")
+    mx = te.compute((rows,), lambda i: te.max(x[i, k1], axis=k1), name="mx")
+    e = te.compute((rows, cols), lambda i, j: te.exp(x[i, j] - mx[i]), name="e")
+    sm = te.compute((rows,), lambda i: te.sum(e[i, k2], axis=k2), name="sm")
+    return te.compute((rows, cols), lambda i, j: e[i, j] / sm[i], name="y")
+
+
+TASKS = {"matmul": matmul, "conv2d": conv2d, "softmax": softmax}
+TUNERS = {"xgb": autotune.XGBTuner, "random": autotune.RandomTuner}
+
+
+def curve(task, tuner_cls, trials, seed, option, plan_size):
+    """Best-so-far GFLOP/s after each trial."""
+    best, out = 0.0, []
+
+    def record(tuner, inputs, results):
+        nonlocal best
+        for res in results:
+            if res.error_no == 0 and res.costs:
+                best = max(best, task.flop / float(np.median(res.costs)) / 1e9)
+            out.append(best)
+    kwargs = {"plan_size": plan_size} if tuner_cls is autotune.XGBTuner else {}
+    tuner = tuner_cls(task, seed=seed, **kwargs)
+    tuner.tune(trials, measure_option=option, callbacks=[record], progress=False)
+    return out
+
+
+def trials_to(curve_, level):
+    for k, v in enumerate(curve_, 1):
+        if v >= level:
+            return k
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--trials", type=int, default=96)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--plan-size", type=int, default=16,
+                    help="XGBTuner: points per model-guided batch (the first is random)")
+    ap.add_argument("--plot", help="write the curves to this PNG (needs matplotlib)")
+    ap.add_argument("--json", help="write the curves to this JSON file")
+    args = ap.parse_args()
+    option = MeasureOption(number=3, repeat=3, timeout=10, threads=args.threads)
+    print(f"cpu pressure before: {cpu_pressure()}")
+    curves = {}
+    for name in args.tasks.split(","):
+        task = autotune.auto_task(TASKS[name]())
+        print(f"\n{name}: {task.key}, {len(task.config_space)} points, "
+              f"{task.flop / 1e9:.2f} GFLOP per run")
+        for seed in range(args.seeds):
+            for tname, cls in TUNERS.items():
+                t0 = time.perf_counter()
+                c = curve(task, cls, args.trials, seed, option, args.plan_size)
+                curves[(name, tname, seed)] = c
+                print(f"  seed {seed} {tname:6s}: best {c[-1]:7.1f} GFLOP/s after {len(c)} "
+                      f"trials ({time.perf_counter() - t0:.0f} s)")
+        top = max(max(curves[(name, t, s)]) for t in TUNERS for s in range(args.seeds))
+        need = {t: [trials_to(curves[(name, t, s)], 0.95 * top) for s in range(args.seeds)]
+                for t in TUNERS}
+        print(f"  trials to 95% of the best found ({top:.1f} GFLOP/s): "
+              + ", ".join(f"{t} {need[t]}" for t in TUNERS))
+    print(f"\ncpu pressure after: {cpu_pressure()}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"|".join(map(str, k)): v for k, v in curves.items()}, f)
+    if args.plot:
+        plot(curves, args.plot)
+
+
+def plot(curves, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = sorted({k[0] for k in curves})
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
+    colors = {"xgb": "tab:blue", "random": "tab:orange"}
+    for ax, name in zip(axes[0], names):
+        for (n, tname, seed), c in curves.items():
+            if n == name:
+                ax.plot(range(1, len(c) + 1), c, color=colors[tname], alpha=0.8,
+                        label=tname if seed == 0 else None)
+        ax.set_title(name)
+        ax.set_xlabel("trials")
+        ax.set_ylabel("best GFLOP/s so far")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
