@@ -2,35 +2,58 @@
 the records used by ``tensorc.compile(graph, tuning_db=...)``.
 
 A task here is a fused group of the graph compiler (a conv or matmul anchor with its epilogue,
-a pooling, a softmax...): its TE is the group's, exactly as the compiler builds it, and its
-space is the auto-template's. The compiler's own default schedule of the group is measured
-first and recorded as the ``DEFAULT`` config, so a tuned model never runs a kernel that was
-measured slower than the kernel it would have run untuned.
+a pooling, a softmax...): its TE is the group's, exactly as the compiler builds it. Its space
+is one of two (``space=``):
+
+- "template": for a group whose anchor has a knob template (matmul family, conv2d, depthwise;
+  ``tensorc.ops.templates``), the anchor's default schedule with its constants as knobs --
+  point 0 is exactly the compiler's default schedule, so the search starts from it;
+- "auto": the auto-template of the group's TE (any group; larger, template-free spaces).
+
+Under "template", groups without a template get the auto-template. The compiler's own default
+schedule of the group is measured first and recorded as the ``DEFAULT`` config, so a tuned
+model never runs a kernel that was measured slower than the kernel it would have run untuned;
+``compile`` takes, per group, the best record of either space.
 """
 import logging
 
-from ..graph.compiler import group_signature, group_tensors, schedule_group
+from .. import te
+from ..graph.compiler import _inline_leftovers, group_signature, group_tensors, schedule_group
 from .auto_template import AutoTask, auto_schedule
+from .space import get_config
 
 log = logging.getLogger("tensorc.autotune")
 
 #: The record config that stands for "the compiler's default schedule of this group".
 DEFAULT = {"__default__": True}
 
+SPACES = ("template", "auto")
+
 
 class GroupTask(AutoTask):
-    """The auto-template of one fused group; ``weight`` is how many times the model runs it."""
+    """One fused group in one kind of space; ``weight`` is how many times the model runs it."""
 
-    def __init__(self, group, target="llvm", weight=1):
+    def __init__(self, group, target="llvm", weight=1, space="template"):
         from ..graph.compiler import _strip
+        if space not in SPACES:
+            raise ValueError(f"GroupTask: space must be one of {SPACES}, got {space!r}")
         self.group = _strip(group)
         self.weight = weight
         phs, outs = group_tensors(self.group)
-        name = "group_" + "_".join(dict.fromkeys(n.op for n in self.group.nodes))
+        self.space_kind = space if space == "auto" or _anchor_schedule(outs) else "auto"
+        ops = "_".join(dict.fromkeys(n.op for n in self.group.nodes))
+        name = ("group_" if self.space_kind == "template" else "group_auto_") + ops
         super().__init__(name[:64], outs, phs + outs, target)
 
     def _template(self):
-        return auto_schedule(self._outs), self._args
+        if self.space_kind == "auto":
+            return auto_schedule(self._outs), self._args
+        out = self._outs[0]
+        anchor, fn, knobs = _anchor_schedule([out], get_config())
+        s = te.create_schedule(out.op)
+        fn(s, anchor, out, **knobs)
+        _inline_leftovers(s)
+        return s, self._args
 
     def config(self, config):
         if is_default(config):
@@ -45,7 +68,37 @@ class GroupTask(AutoTask):
         return super().instantiate(config)
 
     def __reduce__(self):
-        return (GroupTask, (self.group, self.target, self.weight))
+        return (GroupTask, (self.group, self.target, self.weight, self.space_kind))
+
+
+def _anchor_schedule(outs, cfg=None):
+    """(anchor, its schedule function, knob values) when the group's single output has an
+    anchor with a knob template; with ``cfg`` None only whether it has one."""
+    from ..ops import conv as _conv
+    from ..ops import schedule_cpu, templates
+    from ..ops.schedule_nn import find_group_anchor
+    from ..ops.schedule_nn_conv import schedule_conv2d
+    from ..ops.schedule_nn_matmul import MATMUL_TAGS, schedule_matmul
+    if len(outs) != 1:
+        return None
+    out = outs[0]
+    anchor = find_group_anchor(out)
+    if anchor is None or anchor.op.tag in schedule_cpu.SCHEDULES:
+        return None
+    tag = anchor.op.tag
+    if tag in MATMUL_TAGS:
+        if cfg is None:
+            return True
+        _, knobs = templates.matmul_knobs(cfg, out, anchor.dtype)
+        return anchor, schedule_matmul, knobs
+    if tag in ("conv2d_nchw", "depthwise_conv2d_nchw"):
+        conv = _conv.find_anchor(anchor)
+        if conv is None or conv.op.attrs.get("algo") not in ("nchwc", "1x1", "depthwise"):
+            return None
+        if cfg is None:
+            return True
+        return anchor, schedule_conv2d, templates.conv_knobs(cfg, conv)
+    return None
 
 
 class DefaultConfig:
@@ -73,7 +126,7 @@ def is_default(config):
     return isinstance(config, int) and config == -1
 
 
-def extract_tasks(graph, target="llvm", anchors_only=True):
+def extract_tasks(graph, target="llvm", anchors_only=True, space="template"):
     """The distinct kernels of ``graph`` worth tuning, heaviest first.
 
     Runs the compiler's front half (shape inference, graph passes, fusion) and keeps one task
@@ -91,7 +144,7 @@ def extract_tasks(graph, target="llvm", anchors_only=True):
         sig = group_signature(grp)
         counts[sig] = counts.get(sig, 0) + 1
         first.setdefault(sig, grp)
-    tasks = [GroupTask(first[sig], target, counts[sig]) for sig in first]
+    tasks = [GroupTask(first[sig], target, counts[sig], space) for sig in first]
     tasks = [t for t in tasks if any(o.op.reduce_axis or _has_reduction(o) for o in t.outputs)]
     tasks.sort(key=lambda t: -t.flop * t.weight)
     return tasks
@@ -111,28 +164,29 @@ def _has_reduction(t):
 
 
 def tuned_config(group, target, lookup):
-    """The knob dict to schedule ``group`` with, or None for the default schedule.
+    """``(space, knob dict)`` to schedule ``group`` with -- the fastest record of its tasks in
+    either space -- or None for the default schedule (no record, or the default is fastest).
 
     ``lookup(task_key, target)`` is the dispatch lookup (a Record with ``.config`` or None).
     """
-    task = GroupTask(group, target)
-    rec = lookup(task.key, target)
-    if rec is None or is_default(rec.config):
+    best = None
+    for space in SPACES:
+        task = GroupTask(group, target, space=space)
+        if task.space_kind != space:
+            continue
+        rec = lookup(task.key, target)
+        if rec is not None and (best is None or rec.median_cost < best[1].median_cost):
+            best = (task, rec)
+    if best is None or is_default(best[1].config):
         return None
+    task, rec = best
     try:
-        return task.config(rec.config).to_dict()
-    except Exception as e:  # the space changed since the record was made
+        return task.space_kind, task.config(rec.config).to_dict()
+    except Exception as e:  # noqa: BLE001 - the space changed since the record was made
         log.warning("%s: tuned config no longer fits (%s); using the default schedule",
                     task.key, e)
         return None
 
 
-def schedule_tuned(group, config):
-    """(placeholders + outputs, schedule) of ``group`` at the tuned point ``config``."""
-    task = GroupTask(group)
-    s, args = task.instantiate(config)
-    return s, args
-
-
-__all__ = ["DEFAULT", "DefaultConfig", "GroupTask", "extract_tasks", "is_default",
-           "schedule_tuned", "tuned_config"]
+__all__ = ["DEFAULT", "SPACES", "DefaultConfig", "GroupTask", "extract_tasks", "is_default",
+           "tuned_config"]

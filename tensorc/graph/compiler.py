@@ -150,12 +150,13 @@ def group_tensors(group):
 def lower_group(group, name="kernel", config=None):
     """The lowered PrimFunc of one group: parameters = group inputs, then outputs.
 
-    ``config``: a tuned point of the group's auto-template (see ``autotune.graph_tasks``);
+    ``config``: a tuned ``(space, knobs)`` of the group (see ``autotune.graph_tasks``);
     None schedules with the default schedule."""
     from ..driver import lower
     if config is not None:
         from ..autotune.graph_tasks import GroupTask
-        s, args = GroupTask(group).instantiate(config)
+        space, knobs = config
+        s, args = GroupTask(group, space=space).instantiate(knobs)
         return lower(s, args, name=name)
     phs, outs = group_tensors(group)
     s = schedule_group(outs)

@@ -49,7 +49,7 @@ def _define(cfg, name, default, others):
 
 # ------------------------------------------------------------------------------ matmul family
 
-def _matmul_knobs(cfg, y, dtype):
+def matmul_knobs(cfg, y, dtype):
     """Knobs of ``schedule_matmul`` for the product behind ``y``, as keyword arguments."""
     anchor = find_group_anchor(y)
     C = find_reduction(anchor, MATMUL_TAGS)
@@ -74,7 +74,7 @@ def _matmul_knobs(cfg, y, dtype):
 
 def _schedule_product(y, tensors, dtype):
     cfg = get_config()
-    anchor, knobs = _matmul_knobs(cfg, y, dtype)
+    anchor, knobs = matmul_knobs(cfg, y, dtype)
     s = te.create_schedule(y.op)
     schedule_matmul(s, anchor, y, **knobs)
     return s, tensors
@@ -109,7 +109,7 @@ def batch_matmul(B, M, N, K, dtype="float32"):
 
 # ------------------------------------------------------------------------------ convolutions
 
-def _conv_knobs(cfg, conv):
+def conv_knobs(cfg, conv):
     """Knobs of the kernel ``ops.conv`` chose for ``conv`` (its ``attrs["algo"]``)."""
     info = conv.op.attrs
     algo = info["algo"]
@@ -152,7 +152,7 @@ def _schedule_conv(y, tensors):
     conv = _conv.find_anchor(anchor)
     cfg.add_flop(2.0 * prod(y.shape) * prod(int(r.dom.extent.value)
                                             for r in conv.op.reduce_axis))
-    knobs = _conv_knobs(cfg, conv)
+    knobs = conv_knobs(cfg, conv)
     s = te.create_schedule(y.op)
     schedule_conv2d(s, anchor, y, **knobs)
     return s, tensors

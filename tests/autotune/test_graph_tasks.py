@@ -28,7 +28,7 @@ def test_tasks_of_a_residual_block_and_an_mlp():
     assert len({t.key for t in tasks}) == 2
     m, *_ = mlp(np.random.default_rng(1))
     names = [t.name for t in extract_tasks(m)]
-    assert sorted(names) == ["group_dense", "group_dense_relu", "group_softmax"], names
+    assert sorted(names) == ["group_auto_softmax", "group_dense", "group_dense_relu"], names
 
 
 def test_same_group_twice_is_one_task_with_weight_two():
@@ -62,6 +62,22 @@ def test_compile_uses_the_best_record_of_each_kernel(tmp_path):
     texts = [str(f) for f in mod.compile_info.kernels]
     default = [str(f) for f in tc.compile(g).compile_info.kernels]
     assert sum(a != b for a, b in zip(texts, default)) == 1       # one tuned, one default
+
+
+def test_template_space_starts_at_the_default_schedule_and_auto_space_differs():
+    g, *_ = residual_block(np.random.default_rng(5), c=8, hw=9)
+    tmpl = extract_tasks(g)[0]
+    auto = extract_tasks(g, space="auto")[0]
+    assert tmpl.space_kind == "template" and auto.space_kind == "auto"
+    assert tmpl.key != auto.key and {"regn", "unroll"} <= set(tmpl.config_space.knobs)
+    assert str(tmpl.lower(0)) == str(tmpl.lower(DEFAULT))
+    assert "tile_ici" in auto.config_space.knobs
+    inputs, (want,) = tmpl.reference()
+    for task in (tmpl, auto):
+        index = len(task.config_space) - 1
+        got = np.full(want.shape, np.nan, np.float32)
+        task.build(index)(*inputs, got)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_group_task_default_point_is_the_compiler_schedule():
