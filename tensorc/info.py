@@ -30,6 +30,7 @@ __all__ = [
     "cache_dir",
     "host_cpu",
     "backends",
+    "cuda_status",
     "collect",
     "format_text",
 ]
@@ -146,26 +147,34 @@ def _module(name: str, dist: str | None = None) -> dict[str, Any]:
 
 
 def _pycuda() -> dict[str, Any]:
+    """pycuda's version and devices; ``status`` is what target="cuda" can do here: "pycuda
+    missing", "no driver", "no device" or "ready"."""
     info = _module("pycuda")
     if not info["available"]:
-        info["cuda"] = "pycuda missing"
+        info["cuda"] = info["status"] = "pycuda missing"
         return info
+    info["status"] = "no driver"
     try:
         import pycuda.driver as drv
 
         drv.init()
         count = drv.Device.count()
         if count == 0:
-            info["cuda"] = "driver found, no device"
+            info["cuda"], info["status"] = "driver found, no device", "no device"
         else:
             dev = drv.Device(0)
             major, minor = dev.compute_capability()
             info["cuda"] = f"{count} device(s); 0: {dev.name()} (sm_{major}{minor})"
-            info["devices"] = count
+            info["devices"], info["status"] = count, "ready"
         info["driver_version"] = drv.get_driver_version()
     except Exception as exc:  # noqa: BLE001 - any failure means "no usable CUDA here"
         info["cuda"] = f"no CUDA driver/device ({type(exc).__name__}: {exc})".strip()
     return info
+
+
+def cuda_status() -> str:
+    """Whether compiled CUDA kernels can run here (see ``_pycuda``)."""
+    return _pycuda()["status"]
 
 
 def _nvcc() -> dict[str, Any]:
@@ -276,6 +285,7 @@ def format_text(data: dict[str, Any]) -> str:
     ]
     if data.get("llvm_error"):
         rows.append(("llvm error", data["llvm_error"]))
+    rows.append(("cuda", data["backends"]["pycuda"]["status"]))
     rows.append(("backends", ""))
     rows += [(f"  {name}", _backend_line(name, info)) for name, info in data["backends"].items()]
     width = max(len(key) for key, _ in rows)

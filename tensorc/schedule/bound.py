@@ -171,6 +171,43 @@ def infer_bounds(sch, bodies):
     return result
 
 
+_STORAGE_RANK = {"global": 0, "shared": 1, "local": 2}
+_THREAD_RANK = {"blockIdx": 0, "threadIdx": 1, "vthread": 1}
+
+
+def storage_scope(stage):
+    """Where the stage's buffer lives: its scope, except that a "global" stage attached under
+    GPU thread loops takes the memory of the innermost thread level (TVM's InferStorageScope):
+    shared under blockIdx, local under threadIdx."""
+    ranks = [_THREAD_RANK[tag.split(".")[0]] for _, _, tag in _enclosing_threads(stage)]
+    if stage.scope != "global" or not ranks:
+        return stage.scope
+    return "local" if max(ranks) >= 1 else "shared"
+
+
+def _enclosing_threads(stage):
+    """(stage, leaf, thread tag) of every bound loop around the stage's attach point."""
+    out = []
+    for parent, ivar in attach_path(stage):
+        leaves = parent.leaf_iter_vars
+        for iv in leaves[:leaves.index(ivar) + 1]:
+            kind, thread = parent.iter_var_attrs.get(iv, ("serial", None))
+            if kind == "bind":
+                out.append((parent, iv, thread.thread_tag))
+    return out
+
+
+def _thread_relax(stage, result):
+    """Bound loops outside the attach point whose threads all share the stage's buffer."""
+    rank = _STORAGE_RANK.get(storage_scope(stage))
+    if rank is None:
+        raise ScheduleError(f"stage {stage.name!r}: unknown storage scope {stage.scope!r}; "
+                            f"expected one of {', '.join(_STORAGE_RANK)}")
+    return {iv.var: (const(0), const(result[s].ext[iv] - 1))
+            for s, iv, tag in _enclosing_threads(stage)
+            if _THREAD_RANK[tag.split(".")[0]] >= rank}
+
+
 def _leaf_relax(bounds, leaves):
     return {iv.var: (const(0), const(bounds.ext[iv] - 1)) for iv in leaves}
 
@@ -187,6 +224,7 @@ def _attached_region(sch, stage, computed, bodies, result):
     if not any(x is parent or parent in [p for p, _ in attach_path(x)] for x in readers):
         raise ScheduleError(f"compute_at: {parent.name!r} does not read {stage.name!r} "
                             "(neither directly nor through stages computed inside it)")
+    threads = _thread_relax(stage, result)
     consumers = 0
     for x in readers:
         reads = reads_of(bodies[x], sch, stage)
@@ -206,7 +244,7 @@ def _attached_region(sch, stage, computed, bodies, result):
             b = result[x]
             vals = {iv.var: b.root_value[iv] for iv in b.root_value}
             for d, e in enumerate(idx):
-                rng = _relaxed(substitute(e, vals), steps, result, parent, inside)
+                rng = _relaxed(substitute(e, vals), steps, result, parent, inside, threads)
                 if rng is None:
                     rng = (const(0), const(stage.op.shape[d] - 1))
                 lo[d] = rng[0] if lo[d] is None else _pick(minimum, lo[d], rng[0])
@@ -216,13 +254,13 @@ def _attached_region(sch, stage, computed, bodies, result):
     return [_extent(stage, d, lo[d], hi[d], result) for d in range(ndim)]
 
 
-def _relaxed(e, steps, result, parent, inside):
+def _relaxed(e, steps, result, parent, inside, threads):
     rng = (e, e)
     for s in steps:
         rng = _relax_once(rng, _leaf_relax(result[s], s.leaf_iter_vars))
         if rng is None:
             return None
-    return _relax_once(rng, _leaf_relax(result[parent], inside))
+    return _relax_once(rng, {**_leaf_relax(result[parent], inside), **threads})
 
 
 def _relax_once(rng, relax):

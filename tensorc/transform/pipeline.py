@@ -12,6 +12,7 @@ from ..arith import simplify
 from ..schedule.schedule_ops import schedule_ops
 from .loop_partition import partition_loops
 from .storage_flatten import storage_flatten
+from .thread_sync import thread_sync
 from .unroll import unroll_loops
 from .vectorize import vectorize_loops
 
@@ -62,8 +63,25 @@ def default_passes():
             Pass(simplify_pass, "simplify_after_vectorize")]
 
 
-def lower(sch, args, name="main", dump=None):
-    """Lower a schedule to a PrimFunc whose parameters are ``args`` in order."""
+def gpu_passes():
+    """The passes after storage flattening for a GPU target: loops marked unrolled stay loops
+    (the CUDA compiler unrolls them from ``#pragma unroll``) and barriers are placed last."""
+    return [Pass(simplify_pass, "simplify"),
+            Pass(partition_loops, "partition_loops"),
+            Pass(simplify_pass, "simplify_after_partition"),
+            Pass(vectorize_loops, "vectorize_loops"),
+            Pass(simplify_pass, "simplify_after_vectorize"),
+            Pass(thread_sync, "thread_sync")]
+
+
+def is_gpu(target):
+    """Whether a target string names a GPU backend ("cuda", "cuda -arch=sm_90", "cuda-emu")."""
+    return isinstance(target, str) and target.split()[0] in ("cuda", "cuda-emu")
+
+
+def lower(sch, args, name="main", dump=None, target=None):
+    """Lower a schedule to a PrimFunc whose parameters are ``args`` in order; a GPU ``target``
+    selects the GPU passes."""
     from ..te.tensor import Tensor
     dump = bool(os.environ.get("TENSORC_DUMP_IR")) if dump is None else dump
     for a in args:
@@ -78,7 +96,8 @@ def lower(sch, args, name="main", dump=None):
     func = storage_flatten(body, canon, name, outputs)
     if dump:
         print(f"---- after schedule_ops + storage_flatten ----\n{func}\n", file=sys.stderr)
-    return Sequential(default_passes(), dump=dump)(func)
+    passes = gpu_passes() if is_gpu(target) else default_passes()
+    return Sequential(passes, dump=dump)(func)
 
 
 def _canonical(sch, tensor):
