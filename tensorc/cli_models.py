@@ -17,6 +17,8 @@ def _reported(handler):
         from frontend_importers.errors import ImporterError
         try:
             return handler(args)
+        except BrokenPipeError:      # `tensorc inspect m.onnx | head`: main() handles it
+            raise
         except (ImporterError, ValueError, TypeError, KeyError, OSError, ImportError) as e:
             if os.environ.get("TENSORC_DEBUG"):
                 raise

@@ -22,7 +22,8 @@ _LAZY = {
     "measure_batch": "measure", "MeasureOption": "measure", "MeasureResult": "measure",
     "MeasureErrorNo": "measure", "XGBoostCostModel": "cost_model",
     "Tuner": "tuner", "RandomTuner": "tuner", "GridSearchTuner": "tuner", "XGBTuner": "tuner",
-    "auto_task": "auto_template",
+    "auto_task": "auto_template", "extract_tasks": "graph_tasks", "tune_tasks": "task_scheduler",
+    "Measurer": "measure", "MeasureInput": "measure",
 }
 
 

@@ -114,6 +114,8 @@ def forked(handler, name="tensorc-build"):
 
 
 def _serve_forked(conn, handler, log):
+    # Ctrl-C reaches the whole process group: the parent stops its workers, they stay quiet
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.enable(log, all_threads=False)  # a crash's traceback: where the parent reads
     _watch_parent()
     serve(conn, handler)

@@ -68,12 +68,13 @@ def tune_tasks(tasks, trials, db, tuner="xgb", measure_option=None, batch_size=1
     measurer = _Injected(measure) if measure is not None else Measurer(measure_option)
     kwargs = {} if tuner == "grid" else {"seed": seed}
     states = [TaskState(t, TUNERS[tuner](t, **kwargs)) for t in tasks]
-    bar = _bar(trials, progress)
+    bar = None
     try:
         for st in states:
             st.tuner.load_history(database.records(st.task.key))
             st.default_cost = _default_cost(st.task, database, measurer)
         spent = sum(st.trials for st in states)
+        bar = _bar(trials, spent, progress)
         fresh = [st for st in states if st.trials == 0]
         while spent < trials:
             live = [st for st in states if st.tuner.has_next() and not _stopped(st, early_stopping)]
@@ -129,11 +130,11 @@ def _default_cost(task, database, measurer):
     return statistics.median(res.costs)
 
 
-def _bar(total, enabled):
+def _bar(total, done, enabled):
     if not enabled:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc="tuning", unit="trial")
+    return tqdm(total=total, initial=min(done, total), desc="tuning", unit="trial")
