@@ -37,7 +37,7 @@ def matmul_classic(n, bn=32):
                    name="C")
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")
-    mo, no, mi, ni = s[C].tile(C.op.axis[0], C.op.axis[1], bn, bn)
+    mo, no, _mi, ni = s[C].tile(C.op.axis[0], C.op.axis[1], bn, bn)
     s[CC].compute_at(s[C], no)
     mc, nc = s[CC].op.axis
     (kc,) = s[CC].op.reduce_axis
@@ -47,7 +47,7 @@ def matmul_classic(n, bn=32):
     s[CC].unroll(ki)
     s[C].parallel(mo)
     s[C].vectorize(ni)
-    x, y, z = s[BP].op.axis
+    x, _y, z = s[BP].op.axis
     s[BP].vectorize(z)
     s[BP].parallel(x)
     return s, [A, B, C]
@@ -81,7 +81,7 @@ def matmul_best(n, mr=6, nr=16):
     s[CC].vectorize(nc)
     s[C].vectorize(ni)
     s[C].parallel(no)
-    x, y, z = s[BP].op.axis
+    x, _y, z = s[BP].op.axis
     s[BP].vectorize(z)
     s[BP].parallel(x)
     return s, [A, B, C]

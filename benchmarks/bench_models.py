@@ -10,23 +10,15 @@ interleaved round by round and medians reported, with /proc/pressure/cpu beside 
 """
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 import time
 
 import numpy as np
-from common import cpu_pressure
+from common import cpu_pressure, interleaved, summarize
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "frontend"))
-
-
-def _time_ms(fn, store):
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    store.append((time.perf_counter() - t0) * 1e3)
 
 
 def bench_model(name, batch, threads, rounds):
@@ -61,13 +53,11 @@ def bench_model(name, batch, threads, rounds):
     want = (want[0] if isinstance(want, (tuple, list)) else want).numpy()
     got = mod(*arrays)[0]
     rel = float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30))
-    times = {"tensorc": [], "onnxruntime": [], "torch": []}
-    for _ in range(rounds):
-        _time_ms(lambda: mod(*arrays), times["tensorc"])
-        _time_ms(lambda: sess.run(None, feed), times["onnxruntime"])
-        with torch.no_grad():
-            _time_ms(lambda: model(*inputs), times["torch"])
-    return compile_s, rel, {k: statistics.median(v) for k, v in times.items()}
+    with torch.no_grad():
+        times = interleaved({"tensorc": lambda: mod(*arrays),
+                             "onnxruntime": lambda: sess.run(None, feed),
+                             "torch": lambda: model(*inputs)}, rounds, warmup=2)
+    return compile_s, rel, {k: v["median_ms"] for k, v in summarize(times).items()}
 
 
 def main():

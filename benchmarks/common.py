@@ -1,10 +1,5 @@
-"""Helpers shared by the benchmarks: reading the machine's CPU pressure beside the figures."""
+"""Helpers shared by the benchmarks: the interleaved timing loop and the machine's CPU pressure,
+both from tensorc.runtime.timing (which ``tensorc bench`` uses too)."""
+from tensorc.runtime.timing import cpu_pressure, interleaved, summarize
 
-
-def cpu_pressure():
-    """The "some" line of /proc/pressure/cpu (how loaded the machine is), or "n/a"."""
-    try:
-        with open("/proc/pressure/cpu") as f:
-            return f.readline().strip()
-    except OSError:
-        return "n/a"
+__all__ = ["cpu_pressure", "interleaved", "summarize"]

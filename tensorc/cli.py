@@ -54,8 +54,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _model_commands():
+    from tensorc.cli_bench import COMMANDS as BENCH
     from tensorc.cli_models import COMMANDS
-    return COMMANDS
+    from tensorc.cli_tune import COMMANDS as TUNE
+    return COMMANDS + BENCH + TUNE
 
 
 #: Functions that each add one subcommand to the parser (see the module docstring).

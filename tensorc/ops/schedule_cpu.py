@@ -8,17 +8,19 @@ Three ideas carry all of them:
 - **Vectorize a contiguous innermost loop.** The innermost output axis (where consecutive
   iterations touch consecutive addresses) is split by the host's vector width and the inner
   part vectorized; the tail that the width does not divide becomes a scalar loop (loop
-  partitioning). A reduction whose innermost input axis is the reduced one instead gets
-  ``rfactor``-ed into ``lanes`` partial results, updated with whole vectors and summed at the
-  end (the reducers are associative and commutative; floats may round differently from numpy,
-  as docs/semantics.md allows).
+  partitioning). An elementwise body that calls vector math (exp, tanh, erf, ...) is one long
+  dependency chain per vector, so it takes several native vectors per step (INTERLEAVE) and
+  the core overlaps their chains instead of waiting on one. A reduction whose innermost input
+  axis is the reduced one instead gets ``rfactor``-ed into ``lanes`` partial results, updated
+  with whole vectors and summed at the end (the reducers are associative and commutative;
+  floats may round differently from numpy, as docs/semantics.md allows).
 - **Parallelise the outermost loop when there is enough work** (PARALLEL_MIN elements), and
   compute a composite op's inner stages (a softmax's max and sum, a norm's statistics) inside
   that loop, once per row, while the row is still in cache.
 """
 from .. import te
 from ..ir import dtype as dt
-from ..ir.expr import ProducerLoad
+from ..ir.expr import Call, ProducerLoad
 from ..ir.functor import free_vars, post_order_visit
 from ..schedule.schedule_ops import inline_bodies
 from ..te.tensor import Tensor
@@ -30,6 +32,14 @@ PARALLEL_MIN = 1 << 16
 
 #: Output elements a column reduction accumulates at once (1 KB of float32: L1-resident).
 COLUMN_BLOCK = 256
+
+#: Native vectors an injective loop computes per step when its body calls vector math. One
+#: vector of such a body (a tanh or erf polynomial, an exp's range reduction, a division) is a
+#: chain of ~40 dependent instructions, longer than the out-of-order window covers, so a gelu
+#: ran at about one vector instruction per cycle on Zen 3. A vector of INTERLEAVE x the native
+#: width is split by LLVM into native registers whose chains issue side by side: 1.4x faster at
+#: 4 (benchmarks/bench_fused.py); at 8 the registers spill.
+INTERLEAVE = 4
 
 
 def vector_lanes(dtype):
@@ -98,13 +108,39 @@ def _parallel(st, loops, work):
 
 # ------------------------------------------------------------------------------ injective
 
+def _calls_vector_math(body):
+    """Whether ``body`` calls a function that codegen expands into a vector polynomial."""
+    from ..codegen.llvm_vecmath import FUNCTIONS
+    found = []
+    post_order_visit(body, lambda n: found.append(n) if isinstance(n, Call) and
+                     n.name in FUNCTIONS else None)
+    return bool(found)
+
+
+def _interleaved_lanes(s, out, n):
+    """The vector width of an injective stage whose innermost loop has ``n`` iterations: the
+    native width, times INTERLEAVE (or a smaller power of two) for a float32 body that calls
+    vector math when n holds whole steps of that many vectors (no longer scalar tail)."""
+    lanes = vector_lanes(out.dtype)
+    if out.dtype != "float32" or not _calls_vector_math(inline_bodies(s)[s[out]]):
+        return lanes
+    steps, k = n // lanes, INTERLEAVE
+    while k > 1 and (steps < k or steps % k):
+        k //= 2
+    return lanes * k
+
+
 def schedule_injective(s, out):
     """Fuse the outer axes of ``out`` into one (parallel) loop, vectorize the innermost one;
     inline its injective producers."""
     st = s[out]
     inline_injective_producers(s, out)
-    loops = _vectorize_last(st, st.op.axis, out.shape, vector_lanes(out.dtype),
-                            fuse_short=st.op.tag == "elemwise")
+    fuse_short = st.op.tag == "elemwise"
+    n = out.shape[-1] if out.shape else 1
+    if fuse_short and len(out.shape) >= 2 and n < vector_lanes(out.dtype):
+        n *= out.shape[-2]  # _vectorize_last fuses the last two axes
+    loops = _vectorize_last(st, st.op.axis, out.shape, _interleaved_lanes(s, out, n),
+                            fuse_short=fuse_short)
     if len(loops) > 2:
         loops = [(st.fuse(*[x for x, _ in loops[:-1]]), prod(n for _, n in loops[:-1])),
                  loops[-1]]
