@@ -34,7 +34,11 @@ def _shape_overrides(items):
         name, _, dims = item.partition("=")
         if not dims:
             raise SystemExit(f"--shape {item!r}: expected NAME=D0,D1,... (e.g. input=1,3,224,224)")
-        out[name] = tuple(int(d) for d in dims.split(","))
+        try:
+            out[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise SystemExit(f"--shape {item!r}: the dimensions must be integers "
+                             "(e.g. input=1,3,224,224)") from None
     return out
 
 

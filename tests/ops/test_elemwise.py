@@ -186,3 +186,20 @@ def test_schedule_for_lets_an_anchor_schedule_keep_its_producer(monkeypatch):
     text = lowered(out, [x, out])
     assert "# produce transpose" in text and "# produce exp" not in text
     check(out, {x: a}, lambda p: np.exp(p).sum(0), rtol=1e-5)
+
+
+def test_vector_math_bodies_take_several_vectors_per_step():
+    """A tanh is one long dependency chain per vector: the default schedule interleaves
+    INTERLEAVE native vectors per step when the row holds whole steps, and a cheap body (or a
+    row of an odd number of vectors) keeps the native width."""
+    from tensorc.ops.schedule_cpu import INTERLEAVE, vector_lanes
+    lanes = vector_lanes("float32")
+    for body, width, want in ((ops.tanh, 8 * INTERLEAVE, lanes * INTERLEAVE),
+                              (ops.relu, 8 * INTERLEAVE, lanes),
+                              (ops.tanh, 7 * lanes, lanes)):
+        x, xa = placeholder((7, width))
+        y = body(x)
+        text = lowered([y], [x, y])
+        assert f", 1, {want})" in text, (body.__name__, width, text)
+        check(y, {x: xa}, lambda a, body=body: np.tanh(a) if body is ops.tanh
+              else np.maximum(a, 0))
