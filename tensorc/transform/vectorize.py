@@ -4,14 +4,16 @@ The loop variable becomes the vector [0, 1, ..., n-1]; every expression that dep
 becomes a vector of n lanes, and the rest stay scalar and are broadcast where they meet
 vectors. Accesses whose index is affine in the loop variable become Ramp (contiguous when the
 stride is 1) loads and stores; others become gathers and scatters. Where the body cannot be
-expressed on vectors (a condition, an allocation or a lazy select that depends on the lane, a
-store whose address does not) the loop stays a scalar loop, which is correct and lets LLVM try.
+expressed on vectors (a condition, an allocation or a lazy integer division that depends on
+the lane, a store whose address does not) the loop stays a scalar loop, which is correct and
+lets LLVM try. A lazy select with loads in its branches stays vectorized: the code generator
+masks those loads by the lanes that take the branch.
 """
 from ..arith import simplify
 from ..ir import dtype as dt
 from ..ir import expr as E
 from ..ir import stmt as S
-from ..ir.functor import IRMutator, IRVisitor, free_vars, substitute
+from ..ir.functor import IRMutator, free_vars, post_order_visit, substitute
 from ..ir.op import const
 
 
@@ -23,13 +25,13 @@ def _uses(node, var):
     return var in free_vars(node)
 
 
-def _has_load(e):
+def _may_trap(e):
+    """Whether evaluating ``e`` on a lane the condition excludes could fault: an integer
+    division or remainder (its divisor may be the zero the condition guards against). Loads
+    are not listed: the code generator masks them by the lanes' condition."""
     found = []
-
-    class V(IRVisitor):
-        def visit_Load(self, ld):
-            found.append(ld)
-    V().visit(e)
+    post_order_visit(e, lambda n: found.append(n) if isinstance(n, (E.FloorDiv, E.FloorMod))
+                     and not dt.is_float(n.dtype) else None)
     return bool(found)
 
 
@@ -72,9 +74,10 @@ class _Vectorizer:
             args = tuple(self.widen(self.expr(a)) for a in e.args)
             return E.Call(dt.with_lanes(e.dtype, n), e.name, args)
         if t is E.Select:
-            if _uses(e.cond, self.var) and (_has_load(e.true_value) or
-                                            _has_load(e.false_value)):
-                raise _NotVectorizable("lazy select with a lane-dependent condition")
+            if _uses(e.cond, self.var) and (_may_trap(e.true_value) or
+                                            _may_trap(e.false_value)):
+                raise _NotVectorizable("lazy select of an integer division with a "
+                                       "lane-dependent condition")
             return E.Select(dt.with_lanes(e.dtype, n), self.widen(self.expr(e.cond)),
                             self.widen(self.expr(e.true_value)),
                             self.widen(self.expr(e.false_value)))

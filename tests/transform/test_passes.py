@@ -190,19 +190,40 @@ def test_vectorize_broadcasts_lane_invariant_values():
     check(s, [A, b, C], lambda a, bv: a * bv[:, None])
 
 
-def test_vectorize_falls_back_to_scalar_on_lane_dependent_condition():
-    """A lazy select whose condition depends on the lane and whose branches read memory
-    cannot become one vector statement: the loop stays a scalar loop, and is correct."""
+def test_vectorize_keeps_lazy_selects_with_loads_vectorized():
+    """A lazy select whose condition depends on the lane and whose branches read memory stays
+    one vector statement: the code generator masks each branch's loads by its lanes."""
     A = te.placeholder((40,), name="A")
     B = te.compute((33,), lambda i: te.if_then_else(i % 3 == 0, A[i], A[39 - i] * 2), name="B")
     s = te.create_schedule(B.op)
     xo, xi = s[B].split(B.op.axis[0], factor=8)
     s[B].vectorize(xi)
-    text = lower_text(s, [A, B])
-    assert "ramp(" not in text, text
-    assert re.search(r"for i\.inner in range\(8\):", text), text
+    assert "select(" in lower_text(s, [A, B]) and "ramp(" in lower_text(s, [A, B])
     i = np.arange(33)
     check(s, [A, B], lambda a: np.where(i % 3 == 0, a[:33], a[39 - i] * 2))
+
+
+def test_vectorize_falls_back_to_scalar_on_guarded_integer_division():
+    """An integer division a lane-dependent select guards cannot run on every lane (a zero
+    divisor would trap): the loop stays a scalar loop, and is correct."""
+    A = te.placeholder((33,), "int32", name="A")
+    D = te.placeholder((33,), "int32", name="D")
+    B = te.compute((33,), lambda i: te.if_then_else(D[i] != 0, A[i] // D[i], -1), name="B")
+    s = te.create_schedule(B.op)
+    xo, xi = s[B].split(B.op.axis[0], factor=8)
+    s[B].vectorize(xi)
+    text = lower_text(s, [A, B, D])
+    assert "ramp(" not in text, text
+    assert re.search(r"for i\.inner in range\(8\):", text), text
+    rng = np.random.default_rng(3)
+    a = rng.integers(-50, 50, 33).astype("int32")
+    d = rng.integers(-3, 4, 33).astype("int32")
+    d[::4] = 0
+    f = tc.build(s, [A, D, B])
+    b = np.full(33, 7, "int32")
+    f(a, d, b)
+    safe = np.where(d == 0, 1, d)
+    np.testing.assert_array_equal(b, np.where(d != 0, np.floor_divide(a, safe), -1))
 
 
 def test_vectorize_falls_back_on_guard_inside_loop():
@@ -225,8 +246,8 @@ def test_vectorize_falls_back_on_guard_inside_loop():
 
 
 def test_vectorize_pass_alone_scalar_fallback_keeps_serial_loop():
-    A = te.placeholder((33,), name="A")
-    B = te.compute((33,), lambda i: te.if_then_else(i % 2 == 0, A[i], A[32 - i]), name="B")
+    A = te.placeholder((33,), "int32", name="A")
+    B = te.compute((33,), lambda i: te.if_then_else(A[i] != 0, 100 // A[i], 0), name="B")
     s = te.create_schedule(B.op)
     s[B].vectorize(B.op.axis[0])
     func = flat_func(s, [A, B])
