@@ -127,6 +127,18 @@ def fuse(graph, classes=None):
     group_of = {}
     groups = []
 
+    def reader_group(n):
+        """The group every reader of n's (single) output belongs to, if they share one: n
+        then computes inside it (once per reader's use: cheaper than a round trip through
+        memory for the elementwise and injective nodes that get here)."""
+        if len(n.outputs) != 1 or id(n.outputs[0]) in graph_outs:
+            return None
+        rs = readers.get(id(n.outputs[0]), [])
+        found = {id(group_of.get(id(r))) for r in rs}
+        if len(rs) == 0 or len(found) != 1:
+            return None
+        return group_of.get(id(rs[0]))
+
     # 1. anchors and their elementwise epilogues
     for n in nodes:
         c = classes[id(n)]
@@ -153,8 +165,7 @@ def fuse(graph, classes=None):
         if c.kind == "opaque":
             g = Group([n], "opaque")
         else:
-            r = sole_reader(n)
-            g = group_of.get(id(r)) if r is not None else None
+            g = reader_group(n)
             if g is not None and g.kind == "anchor":
                 matrix = any(t in MATRIX_TAGS for t in classes[id(g.anchor)].tags)
                 if c.kind == "elemwise" and matrix:

@@ -84,6 +84,23 @@ def test_value_read_by_two_groups_is_materialized():
     assert groups[0].outputs[0] in groups[1].inputs and groups[0].outputs[0] in groups[2].inputs
 
 
+def test_value_read_several_times_inside_one_group_joins_it():
+    """where(y > 1, y, y * 0.5) reads y three times, all in the same kernel: y is computed
+    there (no round trip through memory), and the result is right."""
+    import tensorc as tc
+    gb = GraphBuilder("multi_read")
+    x = gb.input("x", (5, 33))
+    y = gb.op("tanh", gb.op("multiply", x, gb.const("s", np.float32(3.0))))
+    out = gb.op("where", gb.op("greater", y, gb.const("one", np.float32(0.5))), y,
+                gb.op("multiply", y, gb.const("half", np.float32(0.5))))
+    gb.output(out)
+    assert [kind for kind, _ in _groups(gb.graph())] == ["injective"]
+    xa = rnd(np.random.default_rng(7), 5, 33)
+    ya = np.tanh(xa * 3)
+    np.testing.assert_allclose(tc.compile(gb.graph())(xa)[0],
+                               np.where(ya > 0.5, ya, ya * 0.5), rtol=1e-6)
+
+
 def test_plan_storage_best_fit_and_no_overlap():
     # a chain v0 -> v1 -> v2 -> v3 -> v4 plus a long-lived value
     steps = [([], ["a"]), (["a"], ["b"]), (["b"], ["c"]), (["c", "a"], ["d"]), (["d"], ["e"])]
