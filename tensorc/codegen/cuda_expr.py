@@ -24,6 +24,8 @@ _BINARY = {E.Add: ("+", _ADD), E.Sub: ("-", _ADD), E.Mul: ("*", _MUL), E.Div: ("
 _SUFFIXED = ("exp", "exp2", "log", "log2", "sqrt", "floor", "ceil", "trunc", "fabs", "sin",
              "cos", "tanh", "erf", "log1p", "expm1", "pow", "fmod")
 _RENAMED = {"round": "rint"}
+#: warp shuffles of a cross-thread reduction (transform/lower_allreduce.py): value, offset, width
+_SHUFFLES = {"tc.shfl_xor": "__shfl_xor_sync", "tc.shfl_down": "__shfl_down_sync"}
 
 
 def lane(e, k, lane_vars=None):
@@ -216,6 +218,9 @@ class ExprPrinter:
             return f"{one} / sqrt{suffix}({args[0]})", _MUL
         if e.name == "sigmoid":
             return f"{one} / ({one} + exp{suffix}(-({args[0]})))", _MUL
+        if e.name in _SHUFFLES:
+            return (f"{_SHUFFLES[e.name]}(0xffffffffu, {args[0]}, {args[1]}, {args[2]})",
+                    _PRIMARY)
         if e.name == "fmod_floor":
             r, b = f"fmod{suffix}({args[0]}, {args[1]})", f"({args[1]})"
             zero = "0.0f" if suffix else "0.0"

@@ -98,6 +98,10 @@ def _lines(s, ind, out):
         name = getattr(s.node, "name", s.node)
         out.append(f"{pad}# {s.key} {name}" + ("" if s.value is None else f" = {s.value}"))
         _lines(s.body, ind, out)
+    elif t is S.ThreadAllReduce:
+        threads = ", ".join(v.name for v in s.threads)
+        out.append(f"{pad}{s.buffer.name}[0] = {s.combiner.name}({expr_str(s.value)}) "
+                   f"across threads {threads}")
     else:
         out.append(f"{pad}<{t.__name__}>")
 

@@ -113,6 +113,23 @@ class AttrStmt(Stmt):
     body: Stmt
 
 
+@_node
+class ThreadAllReduce(Stmt):
+    """Every thread of the loops ``threads`` (variables of enclosing loops bound to threadIdx)
+    contributes its ``value``; each of them gets all the values combined with ``combiner``
+    (a CommReducer) in ``buffer[0]``, a one-element "local" buffer.
+
+    This is how a reduction whose axis is bound to a thread index (TVM's rfactor + bind
+    pattern) is written before a GPU target lowers it (transform/lower_allreduce.py) into warp
+    shuffles and, across warps, a shared-memory tree with barriers, so every thread of the
+    block must reach it.
+    """
+    combiner: Any
+    value: Expr
+    buffer: Var
+    threads: Tuple[Var, ...]
+
+
 def seq(*stmts):
     """Sequence of the given statements, flattening nested sequences and dropping None."""
     out = []

@@ -2,13 +2,16 @@
 
 The result still speaks of tensors (ProducerRealize / ProducerStore / ProducerLoad with absolute
 indices); storage flattening turns it into flat buffers afterwards.
+
+A reduction with reduce loops bound to threadIdx (TVM's rfactor + bind pattern) becomes a
+cross-thread reduction: a ThreadAllReduce statement that the GPU lowering expands.
 """
 from ..ir import stmt as S
-from ..ir.expr import IntImm, ProducerLoad, Range, Var
+from ..ir.expr import IntImm, Load, ProducerLoad, Range, Var
 from ..ir.functor import IRMutator, free_vars, substitute
-from ..ir.op import const
+from ..ir.op import const, logical_and, select
 from ..ir.stmt import seq
-from .bound import infer_bounds
+from .bound import infer_bounds, storage_scope
 from .stage import ScheduleError
 
 _KIND = {"vectorize": "vectorized", "unroll": "unrolled", "parallel": "parallel",
@@ -77,6 +80,9 @@ class _NestBuilder:
         conds = list(b.split_conds) + self._domain_conds(st, b)
         body = self.bodies[st]
         reduce_pos = next((k for k, iv in enumerate(leaves) if iv.iter_type == "reduce"), None)
+        if op.reduce_axis and self._thread_bound_reduce(st, leaves):
+            nest = self._cross_thread_nest(st, leaves, substitute(body, vals), idx, conds)
+            return S.AttrStmt(out, "produce", None, nest)
         if op.reduce_axis:
             red = substitute(body, vals)
             update = S.ProducerStore(out, red.combiner.combine(ProducerLoad(out.dtype, out, idx),
@@ -93,6 +99,71 @@ class _NestBuilder:
             init_nest = self._init_nest(st, leaves[reduce_pos:], init, spatial_conds)
             nest = self._insert_init(st, leaves, reduce_pos, nest, init_nest)
         return S.AttrStmt(out, "produce", None, nest)
+
+    @staticmethod
+    def _thread_bound_reduce(st, leaves):
+        """The reduce leaves bound to a thread index, outermost first."""
+        return [iv for iv in leaves if iv.iter_type == "reduce" and
+                st.iter_var_attrs.get(iv, ("serial", None))[0] == "bind"]
+
+    def _cross_thread_nest(self, st, leaves, red, idx, conds):
+        """Each thread reduces its share over the serial reduce loops (inside the bound ones),
+        a ThreadAllReduce combines the shares of the bound loops' threads, and the thread at
+        index 0 of those loops stores the result. Every thread of the block must reach the
+        all-reduce (it has barriers), so the guards of points past a split or outside the
+        tensor select the identity as the value and guard the store, not the loops."""
+        out = st.op.output(0)
+        bound = self._thread_bound_reduce(st, leaves)
+        first = next(k for k, iv in enumerate(leaves) if iv.iter_type == "reduce")
+        spatial, reduce = leaves[:first], leaves[first:]
+        if any(iv.iter_type != "reduce" for iv in reduce):
+            raise ScheduleError(f"stage {st.name!r}: a reduction bound to threadIdx needs its "
+                                "spatial loops outside its reduce loops; reorder them")
+        if reduce[:len(bound)] != bound:
+            raise ScheduleError(f"stage {st.name!r}: reduce loop {reduce[0].var.name!r} runs "
+                                "outside the reduce loops bound to threadIdx; reorder the bound "
+                                "loops outermost among the reduce loops")
+        for iv in bound:
+            tag = st.iter_var_attrs[iv][1].thread_tag
+            if not tag.startswith("threadIdx"):
+                raise ScheduleError(f"stage {st.name!r}: reduce axis {iv.var.name!r} is bound to "
+                                    f"{tag}; blocks cannot combine their results, bind it to a "
+                                    "threadIdx")
+        reduce_vars = {iv.var for iv in reduce}
+        spatial_conds = [c for c in conds if not free_vars(c) & reduce_vars]
+        cond = red.condition
+        for c in conds:
+            cond = logical_and(c, cond)
+        comb, dtype, zero = red.combiner, out.dtype, const(0)
+        identity = comb.identity(dtype)
+        result = Var(f"{out.name}.red", "handle")
+        serial = reduce[len(bound):]
+        acc = Var(f"{out.name}.acc", "handle") if serial else None
+        if serial:
+            update = S.Store(acc, comb.combine(Load(dtype, acc, zero), red.source), zero)
+            if not _is_true(cond):
+                update = S.IfThenElse(cond, update)
+            pre = seq(S.Store(acc, identity, zero), self._loops(st, serial, update, []))
+            value = Load(dtype, acc, zero)
+        else:
+            pre, value = None, red.source if _is_true(cond) else select(cond, red.source,
+                                                                         identity)
+        # Every thread holds the result. Into global memory one of them stores it; into a
+        # block's shared buffer all do (the same value), so each may read it back at once.
+        first = [iv.var == 0 for iv in bound] if storage_scope(st) == "global" else []
+        guard = None
+        for c in first + spatial_conds:
+            guard = c if guard is None else logical_and(guard, c)
+        store = S.ProducerStore(out, Load(dtype, result, zero), idx)
+        store = store if guard is None else S.IfThenElse(guard, store)
+        body = seq(pre, S.ThreadAllReduce(comb, value, result, tuple(iv.var for iv in bound)),
+                   store)
+        body = S.Allocate(result, dtype, 1, body, "local")
+        if serial:
+            body = S.Allocate(acc, dtype, 1, body, "local")
+        for iv in reversed(bound):
+            body = self._for(st, iv, self._attach(st, iv, body))
+        return self._loops(st, spatial, body, [])
 
     def _domain_conds(self, st, b):
         """Points outside the tensor, computed only because a consumer's region overhangs."""

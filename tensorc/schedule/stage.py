@@ -174,8 +174,10 @@ class Stage:
         """Map the loop onto a GPU thread index made by te.thread_axis."""
         if not isinstance(thread_iv, IterVar) or thread_iv.iter_type != "thread":
             raise self._err("bind: the second argument must be te.thread_axis(...)")
-        if isinstance(iv, IterVar) and iv.iter_type == "reduce":
-            raise self._err(f"bind: {iv.var.name!r} is a reduction axis; rfactor it first")
+        if isinstance(iv, IterVar) and iv.iter_type == "reduce" and \
+                not thread_iv.thread_tag.startswith("threadIdx"):
+            raise self._err(f"bind: {iv.var.name!r} is a reduction axis; bind it to a threadIdx "
+                            "(a cross-thread reduction), blocks cannot combine their results")
         for other, (kind, t) in self.iter_var_attrs.items():
             if kind == "bind" and t.thread_tag == thread_iv.thread_tag:
                 raise self._err(f"bind: {thread_iv.thread_tag} is already bound to "

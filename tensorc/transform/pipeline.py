@@ -11,6 +11,7 @@ import time
 from ..arith import simplify
 from ..schedule.schedule_ops import schedule_ops
 from .loop_partition import partition_loops
+from .lower_allreduce import lower_allreduce
 from .storage_flatten import storage_flatten
 from .thread_sync import thread_sync
 from .unroll import unroll_loops
@@ -65,12 +66,14 @@ def default_passes():
 
 def gpu_passes():
     """The passes after storage flattening for a GPU target: loops marked unrolled stay loops
-    (the CUDA compiler unrolls them from ``#pragma unroll``) and barriers are placed last."""
+    (the CUDA compiler unrolls them from ``#pragma unroll``), cross-thread reductions become
+    shuffles and shared-memory trees, and barriers are placed last."""
     return [Pass(simplify_pass, "simplify"),
             Pass(partition_loops, "partition_loops"),
             Pass(simplify_pass, "simplify_after_partition"),
             Pass(vectorize_loops, "vectorize_loops"),
             Pass(simplify_pass, "simplify_after_vectorize"),
+            Pass(lower_allreduce, "lower_allreduce"),
             Pass(thread_sync, "thread_sync")]
 
 

@@ -396,7 +396,7 @@ def test_bind_reduction_axis():
     A, B, k = row_sum()
     s = te.create_schedule(B.op)
     with pytest.raises(ScheduleError, match=r"stage 'B'.*bind.*'k' is a reduction axis"):
-        s[B].bind(k, te.thread_axis("threadIdx.x"))
+        s[B].bind(k, te.thread_axis("blockIdx.x"))
 
 
 def test_bind_same_thread_twice():
