@@ -15,8 +15,8 @@ so a graph compiler should group them with it.
 Modules: elemwise (unary/binary math with numpy broadcasting, activations), reduction,
 softmax, norm, transform (data movement, gathers, padding, cumsum, einsum, topk) and
 schedule_cpu. The neural-network modules of the other half of the library (nn, conv, pool,
-matmul) load on first use as ``tensorc.ops.<name>``: add a module's name to ``_LAZY`` below
-to expose it.
+matmul) and the capsule ops (capsule) load on first use as ``tensorc.ops.<name>``: add a
+module's name to ``_LAZY`` below to expose it.
 """
 import importlib
 
@@ -40,7 +40,7 @@ from .transform import (arange, broadcast_to, concat, cumsum, einsum, expand, fl
 from .util import INJECTIVE_TAGS, is_injective
 
 #: Operator modules written elsewhere, imported when first accessed as ``tensorc.ops.<name>``.
-_LAZY = ("conv", "pool", "matmul", "resize", "schedule_nn")
+_LAZY = ("conv", "pool", "matmul", "resize", "schedule_nn", "capsule")
 
 
 def __getattr__(name):

@@ -1,0 +1,189 @@
+"""DigitCaps prediction + dynamic routing (issue 6): tensorc against torch eager, torch.compile
+and the floor of this machine, at MNIST CapsNet sizes (1152 input capsules of dim 8, 10 output
+capsules of dim 16, 3 routing iterations), float32.
+
+Everything runs in one process, interleaved round by round after warm-up, medians reported
+(minima beside them), /proc/pressure/cpu printed before and after: the machine is shared.
+
+- tensorc: ``capsule.run_predict_and_route`` (one fused kernel, compiled once per shape and
+  thread count before timing).
+- torch eager, written the way public CapsNet code writes DigitCaps (the PyTorch ports in the
+  style of gram-ai/capsule-networks and XifengGuo/CapsNet-Pytorch): the prediction as one
+  broadcast ``torch.matmul(W, u[..., None])`` of W (1, I, J, Dout, Din) against u, per-sample
+  logits b (B, I, J, 1), and per round softmax over j, ``(c * u_hat).sum(dim=1)``, squash,
+  ``b = b + (u_hat * v).sum(-1)``.
+- torch.compile of the same function (inductor, compiled per batch size; reported as failed
+  with the error if it does not compile here).
+- the floor: max(bytes / copy bandwidth, flops / FMA peak). Bytes are what the fused op must
+  move: u and W read once, v written once (the prediction vectors are not counted: the floor
+  is for an op that never writes them to memory). Copy bandwidth is measured in the same run
+  (``np.copyto`` of a 256 MB buffer, read + write bytes per second, one thread, as numpy
+  copies); the FMA peak is measured as OpenBLAS sgemm GFLOP/s at 1024^3 on the same thread
+  count (a lower bound of the peak; the project's figure is 110 GFLOP/s per core). Flops:
+  2·B·I·J·Dout·Din for the prediction, 2·B·I·J·Dout per weighted sum (one per round) and per
+  agreement (one per round but the last).
+- correctness: relative L2 error of every implementation against a float64 numpy reference of
+  the paper's procedure.
+
+    python benchmarks/bench_capsule.py [--batches 1 32 128] [--threads 2 1] [--rounds 7]
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+from common import cpu_pressure, interleaved, summarize
+
+import tensorc as tc
+from tensorc.ops import capsule
+
+I, J, DIN, DOUT = 1152, 10, 8, 16
+EPS = capsule.EPS
+
+
+def torch_digitcaps(iterations):
+    import torch
+
+    def squash(s):
+        n2 = (s ** 2).sum(dim=-1, keepdim=True)
+        return n2 / (1 + n2) * s / torch.sqrt(n2 + EPS)
+
+    def forward(u, W):
+        u_hat = torch.matmul(W, u[:, :, None, :, None]).squeeze(-1)    # (B, I, J, Dout)
+        b = torch.zeros(*u_hat.shape[:3], 1)
+        for r in range(iterations):
+            c = torch.softmax(b, dim=2)
+            v = squash((c * u_hat).sum(dim=1, keepdim=True))               # (B, 1, J, Dout)
+            if r < iterations - 1:
+                b = b + (u_hat * v).sum(dim=-1, keepdim=True)
+        return v.squeeze(1)
+    return forward
+
+
+def numpy_reference(u, W, iterations):
+    u_hat = np.einsum("ijdk,bik->bijd", W.astype(np.float64), u.astype(np.float64))
+    b = np.zeros(u_hat.shape[:3])
+    for r in range(iterations):
+        c = np.exp(b - b.max(2, keepdims=True))
+        c /= c.sum(2, keepdims=True)
+        s = np.einsum("bij,bijd->bjd", c, u_hat)
+        n2 = (s * s).sum(-1, keepdims=True)
+        v = n2 / (1 + n2) * s / np.sqrt(n2 + EPS)
+        if r < iterations - 1:
+            b = b + np.einsum("bijd,bjd->bij", u_hat, v)
+    return v
+
+
+def copy_bandwidth(rounds=5):
+    """Bytes read + written per second by np.copyto of a 256 MB float32 buffer."""
+    a = np.ones(1 << 26, np.float32)
+    b = np.empty_like(a)
+    np.copyto(b, a)
+    best = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best.append(time.perf_counter() - t0)
+    return 2 * a.nbytes / statistics.median(best)
+
+
+def sgemm_peak(threads, rounds=5):
+    """OpenBLAS sgemm GFLOP/s at 1024^3 on ``threads`` threads, as flop/s."""
+    from threadpoolctl import threadpool_limits
+    n = 1024
+    a = np.random.default_rng(0).uniform(-1, 1, (n, n)).astype(np.float32)
+    c = np.empty_like(a)
+    with threadpool_limits(threads):
+        np.matmul(a, a, out=c)
+        ts = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            np.matmul(a, a, out=c)
+            ts.append(time.perf_counter() - t0)
+    return 2.0 * n ** 3 / min(ts)
+
+
+def floor_s(batch, iterations, bandwidth, peak):
+    nbytes = 4 * (batch * I * DIN + I * J * DOUT * DIN + batch * J * DOUT)
+    flops = 2 * batch * I * J * DOUT * (DIN + 2 * iterations - 1)
+    return max(nbytes / bandwidth, flops / peak), nbytes, flops
+
+
+def rel_l2(got, ref):
+    return float(np.linalg.norm(np.asarray(got, np.float64) - ref) / np.linalg.norm(ref))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 32, 128])
+    ap.add_argument("--threads", type=int, nargs="+", default=[2, 1])
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    args = ap.parse_args()
+    import torch
+
+    print(f"cpu pressure before: {cpu_pressure()}")
+    eager = torch_digitcaps(args.iterations)
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((I, J, DOUT, DIN)) * 0.05).astype(np.float32)
+    Wt = torch.from_numpy(W)[None]
+    bandwidth = copy_bandwidth()
+    print(f"copy bandwidth (np.copyto 256 MB, read + write): {bandwidth / 1e9:.1f} GB/s")
+    rows = []
+    compiled = {}
+    for batch in args.batches:
+        u = rng.standard_normal((batch, I, DIN)).astype(np.float32)
+        ut = torch.from_numpy(u)
+        ref = numpy_reference(u, W, args.iterations)
+        if not args.no_compile:
+            try:
+                fn = torch.compile(eager)
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    fn(ut, Wt)
+                compiled[batch] = (fn, time.perf_counter() - t0)
+            except Exception as e:  # noqa: BLE001 -- report any compile failure and go on
+                compiled[batch] = (None, f"{type(e).__name__}: {str(e).splitlines()[0][:120]}")
+        for threads in args.threads:
+            tc.runtime.set_num_threads(threads)
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            v = capsule.run_predict_and_route(u, W, iterations=args.iterations)
+            build = time.perf_counter() - t0
+            fns = {"tensorc": lambda u=u: capsule.run_predict_and_route(u, W, args.iterations)}
+            errs = {"tensorc": rel_l2(v, ref)}
+            with torch.no_grad():
+                errs["torch eager"] = rel_l2(eager(ut, Wt).numpy(), ref)
+                fns["torch eager"] = lambda ut=ut: eager(ut, Wt)
+                fn, info = compiled.get(batch, (None, "skipped"))
+                if fn is not None:
+                    errs["torch.compile"] = rel_l2(fn(ut, Wt).numpy(), ref)
+                    fns["torch.compile"] = lambda fn=fn, ut=ut: fn(ut, Wt)
+                times = summarize(interleaved(fns, rounds=args.rounds, warmup=2))
+            peak = sgemm_peak(threads)
+            floor, nbytes, flops = floor_s(batch, args.iterations, bandwidth, peak)
+            rows.append((batch, threads, times, errs, floor, nbytes, flops, peak, build, info))
+            print(f"batch {batch} threads {threads}: " + ", ".join(
+                f"{k} {t['median_ms']:.2f} ms (min {t['min_ms']:.2f}, rel L2 {errs[k]:.1e})"
+                for k, t in times.items()) +
+                f"; floor {floor * 1e3:.2f} ms ({nbytes / 1e6:.1f} MB, {flops / 1e6:.0f} MFLOP,"
+                f" sgemm {peak / 1e9:.0f} GFLOP/s); tensorc build {build:.1f} s; torch.compile: "
+                f"{info if isinstance(info, str) else f'{info:.1f} s'}")
+    print(f"cpu pressure after: {cpu_pressure()}")
+    print()
+    print("| batch | threads | tensorc ms | torch eager ms | torch.compile ms | floor ms | "
+          "tensorc / floor | eager / tensorc | compile / tensorc | rel L2 tensorc |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for batch, threads, times, errs, floor, *_ in rows:
+        t = times["tensorc"]["median_ms"]
+        e = times["torch eager"]["median_ms"]
+        c = times.get("torch.compile", {}).get("median_ms")
+        cs = f"{c:.2f}" if c else "n/a"
+        cr = f"{c / t:.1f}" if c else "n/a"
+        print(f"| {batch} | {threads} | {t:.2f} | {e:.2f} | {cs} | {floor * 1e3:.2f} | "
+              f"{t / (floor * 1e3):.1f} | {e / t:.1f} | {cr} | {errs['tensorc']:.1e} |")
+
+
+if __name__ == "__main__":
+    main()

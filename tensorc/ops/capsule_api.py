@@ -1,0 +1,107 @@
+"""The capsule ops on numpy arrays: ``run_predict``, ``run_dynamic_routing``,
+``run_predict_and_route``, ``run_squash`` and ``run_em_votes`` return fresh numpy arrays.
+
+Each call looks its kernel up by (op, input shapes, dtype, op parameters, target, thread count)
+and compiles it -- the TE of ``ops.capsule`` with its default schedule -- only the first time:
+a later call with the same key reuses the loaded module (``cache_info()`` counts hits and
+misses). The thread count is in the key because the schedule sizes its batch blocks by it.
+Iterations, eps, axis and stride are compile-time constants of the kernel, so each value is a
+kernel of its own.
+"""
+import functools
+
+import numpy as np
+
+from . import capsule
+
+#: Kernels kept loaded (least recently used dropped first).
+CACHE_SIZE = 64
+
+_DTYPES = ("float32", "float64")
+
+
+def _predict_and_route(u, W, iterations, eps):
+    return capsule.dynamic_routing(capsule.predict(u, W), iterations, eps)
+
+
+#: op -> (TE builder, names of its array arguments)
+_OPS = {
+    "predict": (capsule.predict, ("u", "W")),
+    "dynamic_routing": (capsule.dynamic_routing, ("u_hat",)),
+    "predict_and_route": (_predict_and_route, ("u", "W")),
+    "squash": (capsule.squash, ("s",)),
+    "em_votes": (capsule.em_votes, ("pose", "W")),
+}
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _kernel(op, shapes, dtype, params, target, threads):
+    """(module, output shape) for one key; ``threads`` only keys the cache."""
+    import tensorc as tc
+    from tensorc import te
+
+    from .schedule_cpu import schedule_for
+    build, names = _OPS[op]
+    args = [te.placeholder(shape, dtype, name) for name, shape in zip(names, shapes)]
+    out = build(*args, **dict(params))
+    mod = tc.build(schedule_for(out), args + [out], target=target, name=f"capsule_{op}")
+    return mod, tuple(out.shape)
+
+
+def cache_info():
+    """Hits, misses and size of the kernel cache (functools.lru_cache's cache_info)."""
+    return _kernel.cache_info()
+
+
+def cache_clear():
+    _kernel.cache_clear()
+
+
+def _run(op, arrays, params, target):
+    from ..runtime.threads import get_num_threads
+    names = _OPS[op][1]
+    arrays = [_array(op, name, a) for name, a in zip(names, arrays)]
+    dtypes = {a.dtype.name for a in arrays}
+    if len(dtypes) > 1:
+        listed = ", ".join(f"{n} is {a.dtype}" for n, a in zip(names, arrays))
+        raise TypeError(f"capsule.run_{op}: the arrays must have one dtype ({listed})")
+    mod, shape = _kernel(op, tuple(a.shape for a in arrays), arrays[0].dtype.name,
+                         tuple(sorted(params.items())), target, get_num_threads())
+    out = np.empty(shape, arrays[0].dtype)
+    mod(*arrays, out)
+    return out
+
+
+def _array(op, name, a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"capsule.run_{op}: {name} must be a numpy array, got "
+                        f"{type(a).__name__}")
+    if a.dtype.name not in _DTYPES:
+        raise TypeError(f"capsule.run_{op}: {name} has dtype {a.dtype}; expected float32 or "
+                        "float64")
+    return np.ascontiguousarray(a)
+
+
+def run_predict(u, W, target="llvm"):
+    """u_hat (B, I, J, Dout) = W[i, j] @ u[b, i] for u (B, I, Din), W (I, J, Dout, Din)."""
+    return _run("predict", (u, W), {}, target)
+
+
+def run_dynamic_routing(u_hat, iterations=3, eps=capsule.EPS, target="llvm"):
+    """v (B, J, Dout) from prediction vectors u_hat (B, I, J, Dout)."""
+    return _run("dynamic_routing", (u_hat,), {"iterations": iterations, "eps": eps}, target)
+
+
+def run_predict_and_route(u, W, iterations=3, eps=capsule.EPS, target="llvm"):
+    """v (B, J, Dout) from u (B, I, Din) and W (I, J, Dout, Din) in one kernel that never
+    writes the prediction vectors to memory outside the cache-sized blocks it works on."""
+    return _run("predict_and_route", (u, W), {"iterations": iterations, "eps": eps}, target)
+
+
+def run_squash(s, axis=-1, eps=capsule.EPS, target="llvm"):
+    return _run("squash", (s,), {"axis": axis, "eps": eps}, target)
+
+
+def run_em_votes(pose, W, stride=1, target="llvm"):
+    """Convolutional matrix-capsule votes; see ``capsule.em_votes`` for the shapes."""
+    return _run("em_votes", (pose, W), {"stride": stride}, target)

@@ -1,0 +1,234 @@
+"""CPU schedules of the capsule ops (``ops.capsule``), registered for the tag "capsule".
+
+Prediction + routing is one loop nest. The prediction vectors of a block of batch elements
+(up to MAX_BLOCK) are computed together, input capsule by input capsule, so each W[i]
+(J x Dout x Din, 5 KB at MNIST sizes), packed Dout-innermost, is multiplied from L1 into every
+element of the block, the results accumulating in vector registers. (W is packed per input
+capsule on the way when each thread has one block, else once for all blocks up front.) Then,
+per batch element while its u_hat (I x J x Dout) is still in cache, every routing round runs:
+the weighted sum over i with Dout in vectors, and, for the rounds after the first, the
+logits, softmax and couplings of a ``chunk`` of input capsules computed right before the
+chunk's part of the sum reads them, so a round reads u_hat once.
+The blocks run in parallel.
+"""
+from .schedule_cpu import PARALLEL_MIN, composite_parts, register_schedule, vector_lanes
+from .util import prod
+
+#: Most batch elements whose prediction vectors are computed together per packed W[i].
+MAX_BLOCK = 8
+
+#: Batch elements whose results accumulate in registers together (x two vectors of Dout=16:
+#: 8 accumulators, leaving registers for W and the broadcast u).
+ROWS = 4
+
+#: Logits accumulated side by side: a logit is a dot product over Dout, a chain of dependent
+#: scalar multiply-adds; interleaving CHAINS of them hides the latency of each.
+CHAINS = 4
+
+#: Input capsules whose couplings are computed at once (vectors over i) before the weighted
+#: sum reads them.
+CHUNK = 64
+
+
+def _even(n, most):
+    """The largest divisor of n up to ``most`` when it is at least most / 2, else ``most``
+    (then the last chunk is guarded)."""
+    for c in range(min(n, most), max(1, most // 2) - 1, -1):
+        if n % c == 0:
+            return c
+    return min(n, most)
+
+
+def _vector(st, axis, n, lanes):
+    """Vectorize ``axis`` (extent n): whole when n <= lanes, else by ``lanes`` or the native
+    width, whichever divides n; a loop neither divides stays scalar (a split would make its
+    region overhang the tensor, and consumers' regions with it)."""
+    if n <= lanes:
+        st.vectorize(axis)
+        return
+    for w in (lanes, vector_lanes("float32")):
+        if n % w == 0:
+            _, inner = st.split(axis, factor=w)
+            st.vectorize(inner)
+            return
+
+
+def _part(t):
+    return getattr(t.op, "attrs", {}).get("part", "")
+
+
+def _is_predict(s, t):
+    op = t.op
+    return getattr(op, "tag", None) == "capsule" and op.attrs.get("capsule") == "predict" and \
+        "part" not in op.attrs and not s[t].is_output
+
+
+def _threads():
+    from ..runtime.threads import get_num_threads
+    return get_num_threads()
+
+
+def _block(batch):
+    """Batch elements per block: enough blocks for every thread, at most MAX_BLOCK (whose
+    prediction vectors, 737 KB each at MNIST sizes, should stay in the last-level cache)."""
+    return max(1, min(MAX_BLOCK, -(-batch // _threads())))
+
+
+def schedule_predict_block(s, u_hat, parent=None, loop=None, block=None):
+    """u_hat in blocks of ``block`` batch elements: input capsule outer, W[i] packed once
+    per input capsule, then per output capsule j the block's results accumulate in vector
+    registers over Din. Computed at ``loop`` of ``parent`` (the block that loop covers), or
+    at the root, the blocks in parallel (or, with fewer blocks than threads, the input
+    capsules)."""
+    acc = s.cache_write(u_hat, "local")
+    st = s[u_hat]
+    b, i, j, d = st.op.axis
+    lanes = vector_lanes(u_hat.dtype)
+    block = _block(u_hat.shape[0]) if block is None else block
+    if parent is not None:
+        st.compute_at(parent, loop)
+        st.reorder(i, j, b, d)
+    else:
+        bo, bi = st.split(b, factor=block)
+        st.reorder(bo, i, j, bi, d)
+        st.parallel(bo if -(-u_hat.shape[0] // block) >= _threads() else i)
+    _vector(st, d, u_hat.shape[3], 2 * lanes)
+    at = s[acc]
+    at.compute_at(st, j)
+    ab, _, _, ad = at.op.axis
+    (k,) = at.op.reduce_axis
+    if block > ROWS:
+        abo, ab = at.split(ab, factor=ROWS)
+        at.reorder(abo, k, ab, ad)
+    else:
+        at.reorder(k, ab, ad)
+    at.unroll(k)
+    at.unroll(ab)
+    at.vectorize(ad)
+    pack = next(t for t in acc.op.input_tensors if _part(t) == "pack")
+    ps = s[pack]
+    pi, _, _, pd = ps.op.axis
+    ps.vectorize(pd)
+    if -(-u_hat.shape[0] // block) > _threads():
+        ps.parallel(pi)       # more blocks than threads: pack all of W once, up front
+    else:
+        ps.compute_at(st, i)  # each block reads all of W once anyway: pack it on the way
+    return s
+
+
+def schedule_routing(s, v, block=None, chunk=CHUNK):
+    """Prediction (when v's u_hat is a capsule.predict nobody else reads) and routing, in
+    blocks of ``block`` batch elements run in parallel. With fewer batch elements than
+    threads, the prediction runs first, in parallel over input capsules."""
+    st = s[v]
+    parts = {_part(t): t for t in composite_parts(s, v)}
+    B, J, Dout = v.shape
+    lanes = vector_lanes(v.dtype)
+    b, j, d = st.op.axis
+    block = _block(B) if block is None else block
+    bo, bi = st.split(b, factor=block)
+    if B > block:
+        st.parallel(bo)
+    _vector(st, d, Dout, 2 * lanes)
+    u_hat = next(t for t in s[parts["s0"]].op.input_tensors)
+    if _is_predict(s, u_hat):
+        if B < _threads():
+            schedule_predict_block(s, u_hat)
+        else:
+            schedule_predict_block(s, u_hat, st, bo, block)
+    I = u_hat.shape[1]
+    ch = _even(I, chunk)
+    for r in range(v.op.attrs["iterations"]):
+        ts = s[parts[f"s{r}"]]
+        ts.compute_at(st, bi)
+        tb, tj, td = ts.op.axis
+        (ti,) = ts.op.reduce_axis
+        jo, ji = ts.split(tj, factor=_even(J, max(1, 12 // -(-Dout // lanes))))
+        if r == 0:
+            ts.reorder(tb, jo, ti, ji, td)
+        else:
+            io, ii = ts.split(ti, factor=ch)
+            ts.reorder(tb, io, jo, ii, ji, td)
+            _attach_coupling(s, parts, r, ts, io, ch, lanes)
+        ts.unroll(ji)
+        _vector(ts, td, Dout, 2 * lanes)
+        s[parts[f"n2_{r}"]].compute_at(st, bi)
+        if f"V{r + 1}" in parts:
+            vs = s[parts[f"V{r + 1}"]]
+            vs.compute_at(st, bi)
+            _vector(vs, vs.op.axis[-1], Dout, 2 * lanes)
+    return s
+
+
+def _attach_coupling(s, parts, r, sum_stage, loop, chunk, lanes):
+    """Round r's logits, softmax and couplings for one chunk of input capsules, at ``loop``
+    of the weighted sum, vectorized over the chunk."""
+    for name in ("logit", "max", "exp", "sum", "c"):
+        t = parts[f"{name}{r}"]
+        acc = s.cache_write(t, "local") if name == "logit" else None
+        ts = s[t]
+        ts.compute_at(sum_stage, loop)
+        if name == "logit":
+            ti = ts.op.axis[-1]
+            if chunk % CHAINS == 0:
+                ti, _ = ts.split(ti, factor=CHAINS)
+            at = s[acc]
+            at.compute_at(ts, ti)
+            ai, ad = at.op.axis[-1], at.op.reduce_axis[0]
+            at.reorder(ad, ai)
+            at.unroll(ad)
+            at.unroll(ai)
+            continue
+        if ts.op.reduce_axis:
+            tb, ti = ts.op.axis
+            (tj,) = ts.op.reduce_axis
+            ts.reorder(tb, tj, ti)
+        else:
+            ti = ts.op.axis[-1]
+        _vector(ts, ti, chunk, 4 * lanes)
+
+
+def schedule_squash(s, out):
+    """Parallel over the axes before the squashed one (fused), |s|^2 computed there for
+    the rest, the innermost axis vectorized."""
+    st = s[out]
+    axis = out.op.attrs["axis"]
+    (n2,) = [t for t in out.op.input_tensors if _part(t) == "norm2"]
+    lanes = vector_lanes(out.dtype)
+    lead = st.op.axis[:axis]
+    outer = st.fuse(*lead) if lead else None
+    _vector(st, st.op.axis[-1], out.shape[-1], 2 * lanes)
+    if outer is not None:
+        s[n2].compute_at(st, outer)
+        if prod(out.shape) >= PARALLEL_MIN and prod(out.shape[:axis]) > 1:
+            st.parallel(outer)
+    return s
+
+
+def schedule_votes(s, out):
+    """Per (batch, output row) in parallel; each vote's P x P product accumulates row by
+    row with the P columns in a vector."""
+    st = s[out]
+    b, y, *rest, p, q = st.op.axis
+    (r,) = st.op.reduce_axis
+    st.reorder(b, y, *rest, p, r, q)
+    st.vectorize(q)
+    st.unroll(r)
+    outer = st.fuse(b, y)
+    if prod(out.shape) >= PARALLEL_MIN:
+        st.parallel(outer)
+    return s
+
+
+_SCHEDULES = {"routing": schedule_routing, "predict": schedule_predict_block,
+              "squash": schedule_squash, "votes": schedule_votes}
+
+
+@register_schedule("capsule")
+def schedule_capsule(s, out):
+    """The schedule of a capsule op's result, by ``attrs["capsule"]``; a stage another
+    capsule schedule already placed or scheduled is left alone."""
+    st = s[out]
+    if st.attach_type != "root" or st.relations or st.iter_var_attrs:
+        return s
+    return _SCHEDULES[out.op.attrs["capsule"]](s, out)

@@ -1,0 +1,191 @@
+"""Capsule ops (tensorc.ops.capsule) against float64 numpy written from the papers' equations:
+the TE definitions, their schedules at odd sizes, and the numpy callables with their cache."""
+import numpy as np
+import pytest
+from ops_helpers import check, lowered, placeholder
+
+from tensorc import te
+from tensorc.ops import capsule, capsule_schedule
+
+EPS = 1e-7
+
+# ------------------------------------------------------------------ references (Sabour et al.)
+
+
+def np_predict(u, W):
+    return np.einsum("ijdk,bik->bijd", W.astype(np.float64), u.astype(np.float64))
+
+
+def np_squash(s, axis=-1):
+    n2 = (s * s).sum(axis, keepdims=True)
+    return n2 / (1 + n2) * s / np.sqrt(n2 + EPS)
+
+
+def np_routing(u_hat, iterations):
+    """Procedure 1 of the paper, with the logits b updated in place round by round."""
+    u_hat = u_hat.astype(np.float64)
+    B, I, J, _ = u_hat.shape
+    b = np.zeros((B, I, J))
+    for r in range(iterations):
+        c = np.exp(b - b.max(2, keepdims=True))
+        c /= c.sum(2, keepdims=True)
+        v = np_squash(np.einsum("bij,bijd->bjd", c, u_hat))
+        if r < iterations - 1:
+            b = b + np.einsum("bijd,bjd->bij", u_hat, v)
+    return v
+
+
+def np_votes(pose, W, stride):
+    B, H, Wd, C, P, _ = pose.shape
+    K, _, _, O, _, _ = W.shape
+    OH, OW = (H - K) // stride + 1, (Wd - K) // stride + 1
+    out = np.zeros((B, OH, OW, K, K, C, O, P, P))
+    for y in range(OH):
+        for x in range(OW):
+            win = pose[:, y * stride:y * stride + K, x * stride:x * stride + K]
+            out[:, y, x] = np.einsum("bhwcpr,hwcorq->bhwcopq", win, W)
+    return out
+
+
+def rel_l2(got, ref):
+    return np.linalg.norm(got - ref) / np.linalg.norm(ref)
+
+
+# ------------------------------------------------------------------ TE + default schedules
+
+B, I, J, DIN, DOUT = 3, 37, 5, 7, 9
+
+
+def inputs(batch=B, seed=0):
+    u, a = placeholder((batch, I, DIN), name="u", seed=seed)
+    W, w = placeholder((I, J, DOUT, DIN), name="W", seed=seed + 1, lo=0.05, hi=0.3)
+    return u, a, W, w
+
+
+def test_predict():
+    u, a, W, w = inputs()
+    got = check(capsule.predict(u, W), {u: a, W: w}, np_predict, rtol=1e-5, atol=1e-5)
+    assert rel_l2(got, np_predict(a, w)) < 1e-5
+
+
+@pytest.mark.parametrize("iterations", [1, 2, 3])
+def test_dynamic_routing(iterations):
+    x, a = placeholder((B, I, J, DOUT), name="u_hat", lo=0.05, hi=0.5)
+    v = capsule.dynamic_routing(x, iterations)
+    got = check(v, {x: a}, lambda p: np_routing(p, iterations), rtol=1e-5, atol=1e-6)
+    assert rel_l2(got, np_routing(a, iterations)) < 1e-5
+
+
+@pytest.mark.parametrize("batch,threads", [(1, 4), (3, 1), (9, 1), (9, 2)])
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_predict_and_route_fused(monkeypatch, batch, threads, iterations):
+    """The paths of the fused schedule: prediction first, parallel over input capsules (batch
+    below the thread count); one block; blocks of MAX_BLOCK with a partial last block."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: threads)
+    u, a, W, w = inputs(batch)
+    v = capsule.dynamic_routing(capsule.predict(u, W), iterations)
+    ref = np_routing(np_predict(a, w), iterations)
+    got = check(v, {u: a, W: w}, lambda *_: ref, rtol=1e-5, atol=1e-6)
+    assert rel_l2(got, ref) < 1e-5
+
+
+def test_fused_schedule_keeps_prediction_vectors_per_block(monkeypatch):
+    """u_hat is realized for one block of batch elements inside the parallel block loop,
+    never for the whole batch."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: 1)
+    u, _, W, _ = inputs(9)
+    v = capsule.dynamic_routing(capsule.predict(u, W), 2)
+    text = lowered(v, [u, W, v])
+    block = capsule_schedule.MAX_BLOCK
+    assert f"u_hat = allocate(float32[{block * I * J * DOUT}]" in text
+    assert "# parallel" in text.split("u_hat = allocate")[0]
+
+
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_squash(axis):
+    x, a = placeholder((4, 6, 11), name="s", lo=0.01, hi=2.0)
+    got = check(capsule.squash(x, axis), {x: a},
+                lambda p: np_squash(p.astype(np.float64), axis), rtol=1e-5, atol=1e-6)
+    norms = np.linalg.norm(got, axis=axis)
+    assert (norms < 1).all()
+
+
+def test_squash_of_a_zero_vector_is_zero():
+    x = te.placeholder((2, 16), name="s")
+    a = np.zeros((2, 16), "float32")
+    a[1] = 0.5
+    got = check(capsule.squash(x), {x: a}, lambda p: np_squash(p.astype(np.float64)))
+    assert np.isfinite(got).all() and (got[0] == 0).all()
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_em_votes(stride):
+    pose, p = placeholder((2, 7, 6, 3, 4, 4), name="pose")
+    W, w = placeholder((3, 3, 3, 5, 4, 4), name="W", seed=1)
+    votes = capsule.em_votes(pose, W, stride)
+    assert votes.shape == (2, (7 - 3) // stride + 1, (6 - 3) // stride + 1, 3, 3, 3, 5, 4, 4)
+    got = check(votes, {pose: p, W: w}, lambda a, b: np_votes(a, b, stride), rtol=1e-5,
+                atol=1e-5)
+    assert rel_l2(got, np_votes(p, w, stride)) < 1e-5
+
+
+def test_te_functions_reject_bad_arguments():
+    u, _, W, _ = inputs()
+    with pytest.raises(ValueError, match=r"weights W 'W' of shape .* do not fit input"):
+        capsule.predict(u, te.placeholder((I, J, DOUT, DIN + 1), name="W"))
+    with pytest.raises(ValueError, match="iterations must be at least 1"):
+        capsule.dynamic_routing(capsule.predict(u, W), 0)
+    with pytest.raises(TypeError, match="iterations must be an int"):
+        capsule.dynamic_routing(capsule.predict(u, W), 2.0)
+    with pytest.raises(ValueError, match=r"kernel 5x5 is larger than the 4x4 grid"):
+        capsule.em_votes(te.placeholder((1, 4, 4, 2, 4, 4), name="pose"),
+                         te.placeholder((5, 5, 2, 3, 4, 4), name="W"))
+
+
+# ------------------------------------------------------------------ numpy callables
+
+
+def test_run_functions_match_the_references():
+    rng = np.random.default_rng(5)
+    a = rng.uniform(-1, 1, (B, I, DIN)).astype("float32")
+    w = rng.uniform(-0.3, 0.3, (I, J, DOUT, DIN)).astype("float32")
+    u_hat = capsule.run_predict(a, w)
+    assert u_hat.dtype == np.float32 and rel_l2(u_hat, np_predict(a, w)) < 1e-5
+    for iterations in (1, 2, 3):
+        ref = np_routing(np_predict(a, w), iterations)
+        assert rel_l2(capsule.run_predict_and_route(a, w, iterations=iterations), ref) < 1e-5
+        assert rel_l2(capsule.run_dynamic_routing(u_hat, iterations=iterations), ref) < 1e-5
+    s = rng.uniform(-1, 1, (5, 3, 8))
+    assert rel_l2(capsule.run_squash(s, axis=1), np_squash(s, 1)) < 1e-12   # float64 kernel
+    pose = rng.uniform(-1, 1, (1, 5, 5, 2, 4, 4)).astype("float32")
+    wv = rng.uniform(-1, 1, (3, 3, 2, 4, 4, 4)).astype("float32")
+    assert rel_l2(capsule.run_em_votes(pose, wv, stride=2), np_votes(pose, wv, 2)) < 1e-5
+
+
+def test_run_compiles_once_per_shape_and_parameters():
+    rng = np.random.default_rng(6)
+    a = rng.uniform(-1, 1, (2, 11, 3)).astype("float32")
+    w = rng.uniform(-1, 1, (11, 4, 5, 3)).astype("float32")
+    first = capsule.run_predict_and_route(a, w, iterations=2)
+    before = capsule.cache_info()
+    again = capsule.run_predict_and_route(a[::-1].copy()[::-1], w, iterations=2)
+    after = capsule.cache_info()
+    assert (after.misses, after.hits) == (before.misses, before.hits + 1)
+    np.testing.assert_array_equal(first, again)
+    capsule.run_predict_and_route(a, w, iterations=3)          # a new compile-time constant
+    assert capsule.cache_info().misses == after.misses + 1
+
+
+def test_run_functions_reject_bad_arrays_naming_the_argument():
+    a = np.ones((2, 11, 3), "float32")
+    w = np.ones((11, 4, 5, 3), "float32")
+    with pytest.raises(ValueError, match=r"weights W 'W' of shape \(11, 4, 5, 2\) do not fit"):
+        capsule.run_predict(a, w[..., :2])
+    with pytest.raises(ValueError, match="prediction vectors u_hat 'u_hat' must have 4 dim"):
+        capsule.run_dynamic_routing(a)
+    with pytest.raises(TypeError, match="run_predict: W must be a numpy array"):
+        capsule.run_predict(a, w.tolist())
+    with pytest.raises(TypeError, match="u is float32, W is float64"):
+        capsule.run_predict_and_route(a, w.astype("float64"))
+    with pytest.raises(TypeError, match="u_hat has dtype int64"):
+        capsule.run_dynamic_routing(np.ones((1, 2, 3, 4), "int64"))
