@@ -124,7 +124,9 @@ def auto_schedule(outputs):
         outer = _schedule_injective(s, cfg, out)
     rest = [st for st in s.stages if not st.is_placeholder and not st.is_output and
             st.attach_type == "root" and not st.relations and not st.iter_var_attrs]
-    if rest and outer is not None:
+    movable = {id(st) for st in rest} | {id(s[out])}
+    if rest and outer is not None and all(id(r) in movable for st in rest
+                                          for r in _readers(s, st.op.output(0))):
         cfg.define_knob("inner_stages", ["root", "outer"])
         if cfg["inner_stages"].val == "outer":
             for st in rest:
@@ -180,8 +182,15 @@ def _anchor_reduction(s, out):
     if out.op.reduce_axis:
         return out
     candidates = [t for t in s[out].op.input_tensors
-                  if isinstance(t.op, ComputeOp) and t.op.reduce_axis and t.shape == out.shape]
+                  if isinstance(t.op, ComputeOp) and t.op.reduce_axis and t.shape == out.shape
+                  and _readers(s, t) == [s[out]]]
     return candidates[0] if len(candidates) == 1 else None
+
+
+def _readers(s, t):
+    """The stages (not inlined) whose computation reads ``t``."""
+    return [st for st in s.stages if not st.is_placeholder and st.attach_type != "inline"
+            and t in st.op.input_tensors]
 
 
 def _split3(cfg, name, iv):

@@ -95,3 +95,18 @@ def test_argument_order_and_bad_outputs():
     assert [t.name for t in autotune.auto_task(C).tensors] == ["A", "B", "C"]
     with pytest.raises(TypeError, match="computed te.Tensors"):
         autotune.auto_task(A)
+
+
+def test_capsule_routing_is_tunable_without_schedule_code():
+    """A program whose reductions are read by several later stages (routing rounds): the
+    sketch keeps such a reduction out of the output's tiles, so every point builds."""
+    from tensorc.ops import capsule
+    u = te.placeholder((3, 37, 7), name="u")
+    W = te.placeholder((37, 5, 9, 7), name="W")
+    task = autotune.auto_task(capsule.dynamic_routing(capsule.predict(u, W), iterations=3))
+    inputs, (want,) = task.reference()
+    rng = np.random.default_rng(0)
+    for index in {task.config_space.random_index(rng) for _ in range(3)}:
+        got = np.full(want.shape, np.nan, np.float32)
+        task.build(index)(*inputs, got)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
