@@ -17,7 +17,9 @@ Steps (``compile``):
 
 ``build_plan`` runs steps 1-5 and returns everything (kernels, plan, groups, storage plan,
 timings) without compiling native code; ``compile`` adds step 6 and attaches that record to
-the module as ``mod.compile_info``.
+the module as ``mod.compile_info``. A GPU target ("cuda", "cuda -arch=sm_90", "cuda-emu")
+schedules each group with the default GPU schedules and ends in ``compile_cuda`` instead of
+step 6: the same plan, run by a ``CudaGraphModule``.
 """
 import logging
 import os
@@ -147,12 +149,17 @@ def group_tensors(group):
     return phs, outs
 
 
-def lower_group(group, name="kernel", config=None):
+def lower_group(group, name="kernel", config=None, target=None):
     """The lowered PrimFunc of one group: parameters = group inputs, then outputs.
 
     ``config``: a tuned ``(space, knobs)`` of the group (see ``autotune.graph_tasks``);
-    None schedules with the default schedule."""
+    None schedules with the default schedule. A GPU ``target`` takes the default GPU
+    schedule and the GPU lowering passes (``compile_cuda.lower_group_gpu``)."""
     from ..driver import lower
+    from ..transform.pipeline import is_gpu
+    if is_gpu(target):
+        from .compile_cuda import lower_group_gpu
+        return lower_group_gpu(group, name, target)
     if config is not None:
         from ..autotune.graph_tasks import GroupTask
         space, knobs = config
@@ -189,8 +196,8 @@ def group_signature(group):
 
 
 def _lower_worker(args):
-    group, name, config = args
-    return lower_group(group, name, config)
+    group, name, config, target = args
+    return lower_group(group, name, config, target)
 
 
 def _strip(group):
@@ -224,13 +231,14 @@ def _jobs(n_groups):
     return min(cpus, 8) if n_groups >= PARALLEL_MIN_GROUPS and cpus >= PARALLEL_MIN_CPUS else 1
 
 
-def lower_groups(groups, jobs=None, configs=None):
+def lower_groups(groups, jobs=None, configs=None, target=None):
     """Lowered PrimFunc (named "kernel") per group, in a process pool when there are many.
-    ``configs``: per group, a tuned config or None (default schedule)."""
+    ``configs``: per group, a tuned config or None (default schedule); ``target``: see
+    ``lower_group``."""
     configs = configs or [None] * len(groups)
     jobs = _jobs(len(groups)) if jobs is None else jobs
     if jobs > 1 and len(groups) > 1:
-        work = [(_strip(g), "kernel", c) for g, c in zip(groups, configs)]
+        work = [(_strip(g), "kernel", c, target) for g, c in zip(groups, configs)]
         import concurrent.futures as cf
         import multiprocessing as mp
         import pickle
@@ -246,7 +254,7 @@ def lower_groups(groups, jobs=None, configs=None):
                 pickle.PickleError) as e:
             # unpicklable IR or no processes: lower here instead
             log.info("parallel lowering unavailable (%s); lowering serially", e)
-    return [lower_group(g, "kernel", c) for g, c in zip(groups, configs)]
+    return [lower_group(g, "kernel", c, target) for g, c in zip(groups, configs)]
 
 
 # ---------------------------------------------------------------------------- the plan
@@ -265,9 +273,11 @@ def _output_names(graph):
 
 def _tuned_configs(groups, target):
     """Per group, the tuned config of the active ``apply_history_best`` context (None: the
-    default schedule); all None without a context."""
+    default schedule); all None without a context, or for a GPU target (tuned records are
+    CPU schedules)."""
     from ..autotune.dispatch import current_context, lookup_best
-    if current_context() is None:
+    from ..transform.pipeline import is_gpu
+    if current_context() is None or is_gpu(target):
         return [None] * len(groups)
     from ..autotune.graph_tasks import tuned_config
     configs = [tuned_config(g, target, lookup_best) for g in groups]
@@ -311,7 +321,7 @@ def build_plan(graph, target="llvm", dump=None, jobs=None):
     for grp, sig in zip(compiled, sigs):
         unique.setdefault(sig, grp)
     configs = _tuned_configs(list(unique.values()), target)
-    lowered = dict(zip(unique, lower_groups(list(unique.values()), jobs, configs)))
+    lowered = dict(zip(unique, lower_groups(list(unique.values()), jobs, configs, target)))
     funcs = [lowered[sig] for sig in sigs]
     times["lower"] = time.perf_counter() - t0
 
@@ -434,8 +444,14 @@ def compile(graph, target="llvm", tuning_db=None, dump=False, jobs=None):  # noq
     enclosing ``autotune.apply_history_best`` context is consulted the same way.
     ``dump``: print the graph before/after each pass (also TENSORC_DUMP_GRAPH=1).
     ``jobs``: worker processes for lowering (default: automatic; 1 lowers in this process).
+    A GPU ``target`` ("cuda", "cuda -arch=sm_90", "cuda-emu") gives a ``CudaGraphModule``
+    (see ``compile_cuda``).
     """
     from ..codegen.llvm_graph import build_graph_module
+    from ..transform.pipeline import is_gpu
+    if is_gpu(target):
+        from .compile_cuda import compile_cuda
+        return compile_cuda(graph, target, tuning_db=tuning_db, dump=dump, jobs=jobs)
     t_all = time.perf_counter()
     if tuning_db is not None:
         from ..autotune.dispatch import apply_history_best

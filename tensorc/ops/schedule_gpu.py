@@ -206,8 +206,11 @@ def schedule_matmul(s, anchor, out):
     *batch, i, j = ost.op.axis
     bi, ii = ost.split(i, factor=MM_THREADS * reg)
     bj, jj = ost.split(j, factor=MM_THREADS * reg)
-    ti, ii = ost.split(ii, nparts=MM_THREADS)
-    tj, jj = ost.split(jj, nparts=MM_THREADS)
+    # no more threads per side than rows / columns: every thread then reaches the barriers
+    # of the shared-tile fetch (a guarded thread loop could not hold them)
+    ty, tx = min(MM_THREADS, m), min(MM_THREADS, n)
+    ti, ii = ost.split(ii, nparts=ty)
+    tj, jj = ost.split(jj, nparts=tx)
     ost.reorder(bi, bj, ti, tj, ii, jj)
     if batch:
         _bind(ost, _fuse(ost, batch), "blockIdx.z")
@@ -224,7 +227,7 @@ def schedule_matmul(s, anchor, out):
     for t in list(lst.op.input_tensors):
         cache = s.cache_read(t, "shared", [local])
         s[cache].compute_at(lst, ko)
-        _cooperative_fetch(s, cache, MM_THREADS, MM_THREADS)
+        _cooperative_fetch(s, cache, ty, tx)
         if not s[t].is_placeholder:
             s[t].compute_inline()
     return s
@@ -251,6 +254,45 @@ def schedule_conv(s, anchor, out):
     ast.reorder(*ast.op.reduce_axis, *ast.op.axis)
     if cb > 1:
         ast.unroll(ast.op.axis[-1] if len(anchor.shape) == 5 else ast.op.axis[1])
+    return s
+
+
+def _row_anchor(s, out):
+    """The reduction, softmax or norm of ``out``'s shape that the elementwise ``out`` is an
+    epilogue of (the elementwise stages between are inlined); None when there is none."""
+    found, between, stack = [], [], list(s[out].op.input_tensors)
+    while stack:
+        st = s[stack.pop()]
+        if st.is_placeholder or st.is_output or st.attach_type == "inline":
+            continue
+        if st.op.tag in SCHEDULES or st.op.reduce_axis:
+            if st not in found:
+                found.append(st)
+            continue
+        between.append(st)
+        stack.extend(st.op.input_tensors)
+    if len(found) != 1 or tuple(found[0].op.output(0).shape) != tuple(out.shape):
+        return None
+    for st in between:
+        st.compute_inline()
+    return found[0].op.output(0)
+
+
+def schedule_row_epilogue(s, anchor, out):
+    """A reduction, softmax or norm ``anchor`` written through the elementwise ``out``: the
+    row shape of ``anchor``'s schedule with ``out`` as the stage the block writes."""
+    parts = composite_parts(s, anchor) if anchor.op.tag in SCHEDULES else []
+    for t in [anchor, out] + parts:
+        inline_injective_producers(s, t)
+    lead = {"softmax": "axis", "norm": "stat_axes"}.get(anchor.op.tag)
+    lead = anchor.op.attrs[lead] if lead else len(out.shape)
+    stats = [t for t in parts + [anchor] if s[t].op.reduce_axis]
+    n = prod(_extent(iv) for iv in s[stats[0]].op.reduce_axis)
+    if s[anchor].op.reduce_axis:
+        parts = parts + [anchor]
+    else:
+        s[anchor].compute_inline()
+    _rows(s, out, lead, parts, n)
     return s
 
 
@@ -302,8 +344,11 @@ def schedule_for_gpu(outs):
             _schedule_heavy(s, st.op.output(0), st.op.output(0))
             continue
         anchor = _heavy_anchor(s, o) if tag in CONV_TAGS or is_injective(tag) else None
+        row = _row_anchor(s, o) if anchor is None and is_injective(tag) else None
         if anchor is not None:
             _schedule_heavy(s, anchor, st.op.output(0))
+        elif row is not None:
+            schedule_row_epilogue(s, row, st.op.output(0))
         elif tag in SCHEDULES:
             SCHEDULES[tag](s, st.op.output(0))
         elif st.op.reduce_axis:
