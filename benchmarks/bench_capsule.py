@@ -25,7 +25,15 @@ Everything runs in one process, interleaved round by round after warm-up, median
 - correctness: relative L2 error of every implementation against a float64 numpy reference of
   the paper's procedure.
 
+With ``--model``, the whole CapsNet of tests/frontend/torch_models.py instead (conv, primary
+capsules, DigitCaps with 288 input capsules; batch ``--batches``, first thread count), imported
+with ``torch.jit.trace`` + ``from_torchscript`` and compiled twice: with the default graph
+passes (the routing becomes one ``capsule_routing`` node) and without
+``fuse_capsule_routing`` (generic fusion of the unrolled rounds); torch eager beside them, and
+the per-kernel profile of both.
+
     python benchmarks/bench_capsule.py [--batches 1 32 128] [--threads 2 1] [--rounds 7]
+    python benchmarks/bench_capsule.py --model --batches 32 --threads 2
 """
 import argparse
 import statistics
@@ -113,6 +121,53 @@ def rel_l2(got, ref):
     return float(np.linalg.norm(np.asarray(got, np.float64) - ref) / np.linalg.norm(ref))
 
 
+def bench_model(batch, threads, rounds):
+    """The imported CapsNet with and without the capsule pass, against torch eager."""
+    import os
+    import sys
+    import warnings
+
+    import torch
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "frontend"))
+    import torch_models
+    from frontend_importers import from_torchscript
+
+    from tensorc.graph import passes
+
+    module, _ = torch_models.make_capsnet()
+    x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = module(x).numpy().astype(np.float64)
+        graph = from_torchscript(torch.jit.trace(module, (x,), check_trace=False),
+                                 [tuple(x.shape)])
+    tc.runtime.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    default = passes.default_passes
+    mods = {}
+    for name, keep in (("tensorc", lambda p: True),
+                       ("tensorc, no capsule pass", lambda p: p.name != "fuse_capsule_routing")):
+        passes.default_passes = lambda keep=keep: [p for p in default() if keep(p)]
+        try:
+            t0 = time.perf_counter()
+            mods[name] = (tc.compile(graph), time.perf_counter() - t0)
+        finally:
+            passes.default_passes = default
+    xa = x.numpy()
+    fns = {name: (lambda m=m: m(xa)) for name, (m, _) in mods.items()}
+    with torch.no_grad():
+        fns["torch eager"] = lambda: module(x)
+        times = summarize(interleaved(fns, rounds=rounds, warmup=2))
+    for name, (m, build) in mods.items():
+        info = m.compile_info
+        prof = m.profile(xa)
+        print(f"{name}: {info.summary().splitlines()[0]}; compile {build:.1f} s; rel L2 "
+              f"{rel_l2(m(xa), ref):.1e}; kernels (median ms): " +
+              ", ".join(f"{k.kernel.split('_', 1)[1][:28]} {k.median * 1e3:.2f}" for k in prof))
+    print(f"batch {batch} threads {threads}: " + ", ".join(
+        f"{k} {t['median_ms']:.2f} ms (min {t['min_ms']:.2f})" for k, t in times.items()))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 32, 128])
@@ -120,7 +175,15 @@ def main():
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    ap.add_argument("--model", action="store_true",
+                    help="the imported CapsNet with and without the capsule graph pass")
     args = ap.parse_args()
+    if args.model:
+        print(f"cpu pressure before: {cpu_pressure()}")
+        for batch in args.batches:
+            bench_model(batch, args.threads[0], args.rounds)
+        print(f"cpu pressure after: {cpu_pressure()}")
+        return
     import torch
 
     print(f"cpu pressure before: {cpu_pressure()}")

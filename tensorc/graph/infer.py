@@ -77,8 +77,16 @@ def shape_of(x):
     return te.compute((len(dims),), body, name="shape", tag="injective")
 
 
-#: Operators of the graph IR that are not in ``tensorc.ops`` (always folded away).
-GRAPH_OPS = {"shape": shape_of}
+def capsule_routing(x, W=None, **attrs):
+    """Graph-level operator ``capsule_routing``: ``ops.capsule.capsule_routing`` (the capsule
+    module loads on first use)."""
+    from ..ops import capsule
+    return capsule.capsule_routing(x, W, **attrs)
+
+
+#: Operators of the graph IR that are not in ``tensorc.ops``: ``shape`` (always folded away)
+#: and ``capsule_routing`` (made by ``passes.capsule`` from an imported routing loop).
+GRAPH_OPS = {"shape": shape_of, "capsule_routing": capsule_routing}
 
 
 def resolve_op(name):

@@ -128,6 +128,15 @@ def dynamic_routing(u_hat, iterations=3, eps=EPS, name="v"):
         V = _squashed(s, n2, eps, V, f"{name}.V{r + 1}", r, add=True)
 
 
+def capsule_routing(x, W=None, iterations=3, eps=EPS, name="v"):
+    """The graph operator "capsule_routing": v (B, J, Dout) = dynamic_routing(predict(x, W))
+    when W is given, else dynamic_routing(x) with x the prediction vectors. One operator, so
+    the graph compiler makes it one kernel with the fused schedule (the graph pass
+    ``passes.capsule`` puts it where an imported model routes)."""
+    u_hat = x if W is None else predict(x, W, name=f"{name}.u_hat")
+    return dynamic_routing(u_hat, iterations, eps, name)
+
+
 def _weighted_sum(u_hat, c, name, r):
     """s[b, j] = sum_i c[b, j, i] * u_hat[b, i, j]; c = 1/J (None) in the first round."""
     B, I, J, Dout = u_hat.shape
@@ -224,5 +233,6 @@ from . import capsule_schedule  # noqa: E402, F401  (registers the "capsule" sch
 from .capsule_api import (cache_info, run_dynamic_routing, run_em_votes,  # noqa: E402
                           run_predict, run_predict_and_route, run_squash)
 
-__all__ = ["EPS", "cache_info", "dynamic_routing", "em_votes", "predict", "run_dynamic_routing",
-           "run_em_votes", "run_predict", "run_predict_and_route", "run_squash", "squash"]
+__all__ = ["EPS", "cache_info", "capsule_routing", "dynamic_routing", "em_votes", "predict",
+           "run_dynamic_routing", "run_em_votes", "run_predict", "run_predict_and_route",
+           "run_squash", "squash"]

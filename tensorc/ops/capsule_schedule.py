@@ -106,6 +106,9 @@ def schedule_predict_block(s, u_hat, parent=None, loop=None, block=None):
     at.unroll(ab)
     at.vectorize(ad)
     pack = next(t for t in acc.op.input_tensors if _part(t) == "pack")
+    for t in acc.op.input_tensors:
+        if t is not pack and not s[t].is_placeholder and s[t].attach_type == "root":
+            s[t].compute_at(st, i)  # u computed (a graph's squash before it): once per i
     ps = s[pack]
     pi, _, _, pd = ps.op.axis
     ps.vectorize(pd)
@@ -116,10 +119,19 @@ def schedule_predict_block(s, u_hat, parent=None, loop=None, block=None):
     return s
 
 
-def schedule_routing(s, v, block=None, chunk=CHUNK):
+#: Where ``schedule_routing`` computes the prediction vectors: by the batch size ("auto"),
+#: per block of the routing ("block"), or all first, in parallel ("root").
+PREDICT_AT = ("auto", "block", "root")
+
+
+def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
     """Prediction (when v's u_hat is a capsule.predict nobody else reads) and routing, in
     blocks of ``block`` batch elements run in parallel. With fewer batch elements than
-    threads, the prediction runs first, in parallel over input capsules."""
+    threads (``predict`` "auto"), the prediction runs first, in parallel over input
+    capsules."""
+    if predict not in PREDICT_AT:
+        raise ValueError(f"schedule_routing: predict must be one of {PREDICT_AT}, got "
+                         f"{predict!r}")
     st = s[v]
     parts = {_part(t): t for t in composite_parts(s, v)}
     B, J, Dout = v.shape
@@ -132,7 +144,7 @@ def schedule_routing(s, v, block=None, chunk=CHUNK):
     _vector(st, d, Dout, 2 * lanes)
     u_hat = next(t for t in s[parts["s0"]].op.input_tensors)
     if _is_predict(s, u_hat):
-        if B < _threads():
+        if predict == "root" or predict == "auto" and B < _threads():
             schedule_predict_block(s, u_hat)
         else:
             schedule_predict_block(s, u_hat, st, bo, block)

@@ -10,7 +10,8 @@ than the output, the matrix-vector kernel's blocks for a row-blocked product) ar
 nor is the parallel knob below the work the default schedule runs in parallel for, so the
 spaces hold few duplicate points.
 
-Importing this module registers the templates; ``autotune.create_task`` imports it on the
+The capsule template lives in ``capsule_templates``. Importing this module registers the
+templates; ``autotune.create_task`` imports it on the
 first unknown template name.
 """
 from .. import te
@@ -240,4 +241,7 @@ def softmax(shape, axis=-1, dtype="float32"):
     return s, [x, y]
 
 
-__all__ = ["dense", "matmul", "batch_matmul", "conv2d_nchw", "depthwise_conv2d", "softmax"]
+from .capsule_templates import capsule_routing  # noqa: E402  (registers "capsule_routing")
+
+__all__ = ["dense", "matmul", "batch_matmul", "conv2d_nchw", "depthwise_conv2d", "softmax",
+           "capsule_routing"]

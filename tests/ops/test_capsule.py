@@ -189,3 +189,52 @@ def test_run_functions_reject_bad_arrays_naming_the_argument():
         capsule.run_predict_and_route(a, w.astype("float64"))
     with pytest.raises(TypeError, match="u_hat has dtype int64"):
         capsule.run_dynamic_routing(np.ones((1, 2, 3, 4), "int64"))
+
+
+# ------------------------------------------------------------------ tuning template
+
+
+@pytest.mark.parametrize("batch,threads", [(3, 4), (9, 2)])
+def test_template_point_zero_is_the_default_schedule(monkeypatch, batch, threads):
+    import tensorc as tc
+    from tensorc.autotune import create_task
+    from tensorc.ops.schedule_cpu import schedule_for
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: threads)
+    task = create_task("capsule_routing", [batch, I, J, DIN, DOUT, 3])
+    u, _, W, _ = inputs(batch)
+    v = capsule.dynamic_routing(capsule.predict(u, W), 3)
+    expected = str(tc.lower(schedule_for(v), [u, W, v], name="f"))
+    assert str(task.lower(0, name="f")) == expected
+    assert task.flop == 2 * batch * I * J * DOUT * (DIN + 5)
+
+
+def test_template_points_match_numpy(monkeypatch):
+    """Every point of a small space (blocks, chunks below I, both prediction placements)."""
+    from tensorc.autotune import create_task
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: 2)
+    task = create_task("capsule_routing", [5, I, J, DIN, DOUT, 2])
+    assert set(task.config_space.knobs) == {"block", "chunk", "predict"}
+    texts = set()
+    rng = np.random.default_rng(7)
+    a = rng.uniform(-1, 1, (5, I, DIN)).astype("float32")
+    w = rng.uniform(-0.3, 0.3, (I, J, DOUT, DIN)).astype("float32")
+    ref = np_routing(np_predict(a, w), 2)
+    for index in range(len(task.config_space)):
+        texts.add(str(task.lower(index)))
+        out = np.full((5, J, DOUT), np.nan, "float32")
+        task.build(index)(a, w, out)
+        assert rel_l2(out, ref) < 1e-5, task.config(index)
+    assert len(texts) == len(task.config_space)
+
+
+def test_template_has_no_chunk_knob_for_one_round():
+    from tensorc.autotune import create_task
+    task = create_task("capsule_routing", [3, I, J, DIN, DOUT, 1])
+    assert set(task.config_space.knobs) == {"block", "predict"}
+
+
+def test_schedule_rejects_an_unknown_prediction_placement():
+    u, _, W, _ = inputs()
+    v = capsule.dynamic_routing(capsule.predict(u, W), 2)
+    with pytest.raises(ValueError, match="predict must be one of"):
+        capsule_schedule.schedule_routing(te.create_schedule(v.op), v, predict="inner")

@@ -11,6 +11,9 @@
   becomes the same op with scaled weights plus a bias;
 - ``choose_conv_layout``: conv2d with a constant weight reads it pre-packed in the blocked
   layout of the CPU conv schedule (``weight_layout="packed"``), so no kernel repacks it per call;
+- ``fuse_capsule_routing``: the unrolled dynamic-routing loop of an imported CapsNet
+  (softmax / multiply / sum / squash rounds, and the prediction matmul before them) becomes
+  one ``capsule_routing`` node, compiled with the fused capsule schedule;
 - ``eliminate_dead_code``: nodes no graph output depends on are dropped.
 
 ``run_passes(graph, passes, dump=...)`` runs a list of them, printing the graph before the
@@ -22,6 +25,7 @@ import sys
 import time
 
 from .batch_norm import fold_batch_norm
+from .capsule import fuse_capsule_routing
 from .common import GraphPass, op_count_line
 from .conv_layout import choose_conv_layout
 from .dce import eliminate_dead_code
@@ -33,7 +37,8 @@ def default_passes():
     """The compiler's graph pipeline, in order."""
     return [GraphPass(fold_constants), GraphPass(simplify), GraphPass(fold_batch_norm),
             GraphPass(fold_constants, "fold_constants_after_bn"),
-            GraphPass(eliminate_dead_code), GraphPass(choose_conv_layout),
+            GraphPass(fuse_capsule_routing), GraphPass(eliminate_dead_code),
+            GraphPass(choose_conv_layout),
             GraphPass(eliminate_dead_code, "eliminate_dead_code_final")]
 
 
@@ -63,4 +68,5 @@ def run_passes(graph, passes=None, dump=None, file=None):
 
 
 __all__ = ["GraphPass", "run_passes", "default_passes", "fold_constants", "simplify",
-           "fold_batch_norm", "choose_conv_layout", "eliminate_dead_code", "op_count_line"]
+           "fold_batch_norm", "choose_conv_layout", "fuse_capsule_routing",
+           "eliminate_dead_code", "op_count_line"]
