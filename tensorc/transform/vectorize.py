@@ -27,11 +27,16 @@ def _uses(node, var):
 
 def _may_trap(e):
     """Whether evaluating ``e`` on a lane the condition excludes could fault: an integer
-    division or remainder (its divisor may be the zero the condition guards against). Loads
+    division or remainder by anything but a non-zero constant (the divisor may be the zero
+    the condition guards against). Loads
     are not listed: the code generator masks them by the lanes' condition."""
     found = []
-    post_order_visit(e, lambda n: found.append(n) if isinstance(n, (E.FloorDiv, E.FloorMod))
-                     and not dt.is_float(n.dtype) else None)
+
+    def visit(n):
+        if isinstance(n, (E.FloorDiv, E.FloorMod)) and not dt.is_float(n.dtype) and not \
+                (isinstance(n.b, E.IntImm) and n.b.value != 0):
+            found.append(n)
+    post_order_visit(e, visit)
     return bool(found)
 
 
