@@ -162,7 +162,7 @@ class ExprEmitter:
 
     def _select(self, e):
         cond = self.expr(e.cond)
-        if not (self.has_load(e.true_value) or self.has_load(e.false_value)):
+        if not e.lazy or not (self.has_load(e.true_value) or self.has_load(e.false_value)):
             return self.fb.select(cond, self.expr(e.true_value), self.expr(e.false_value))
         if dt.lanes(e.cond.dtype) == 1:
             return self._branch_select(cond, e)

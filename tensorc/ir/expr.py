@@ -147,12 +147,16 @@ class Select(Expr):
     """cond ? true_value : false_value.
 
     Only the chosen branch is evaluated, so a branch may read out of bounds when the condition
-    excludes it (padding is written this way). Codegen emits a branch when a side has loads.
+    excludes it (padding is written this way). Codegen emits a branch (scalar) or masked loads
+    (vector) when a side has loads. ``lazy=False`` marks a select whose branches were proven
+    safe to evaluate on every lane (transform/eager_select.py): both sides are computed and
+    one is picked, with plain loads.
     """
     dtype: str
     cond: Expr
     true_value: Expr
     false_value: Expr
+    lazy: bool = True
 
 
 @_node

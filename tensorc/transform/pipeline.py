@@ -15,6 +15,7 @@ from .lower_allreduce import lower_allreduce
 from .storage_flatten import storage_flatten
 from .thread_sync import thread_sync
 from .unroll import unroll_loops
+from .eager_select import eager_selects
 from .vectorize import vectorize_loops
 
 
@@ -61,7 +62,8 @@ def default_passes():
             Pass(simplify_pass, "simplify_after_partition"),
             Pass(unroll_loops, "unroll_loops"),
             Pass(vectorize_loops, "vectorize_loops"),
-            Pass(simplify_pass, "simplify_after_vectorize")]
+            Pass(simplify_pass, "simplify_after_vectorize"),
+            Pass(eager_selects, "eager_selects")]
 
 
 def gpu_passes():

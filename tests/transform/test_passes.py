@@ -373,7 +373,7 @@ def test_simplify_tile_indices_are_flat_affine():
 
 PASS_NAMES = ["schedule_ops + storage_flatten", "simplify", "partition_loops",
               "simplify_after_partition", "unroll_loops", "vectorize_loops",
-              "simplify_after_vectorize"]
+              "simplify_after_vectorize", "eager_selects"]
 
 
 def _small():
@@ -449,3 +449,45 @@ def test_lowered_text_is_deterministic(factor):
         s[B].split(B.op.axis[0], factor=factor)
         texts.append(lower_text(s, [A, B]))
     assert texts[0] == texts[1]
+
+
+# ---------------------------------------------------------------------------- eager selects
+
+def _selects(func):
+    found = []
+    post_order_visit(func.body, lambda n: found.append(n) if type(n).__name__ == "Select"
+                     else None)
+    return found
+
+
+def test_select_of_in_bounds_loads_becomes_eager():
+    """where(a > b, a, b * 2): both branches read inside their buffers on every lane, so the
+    select computes both (plain loads, no masks) and picks."""
+    A = te.placeholder((37,), name="A")
+    B = te.placeholder((37,), name="B")
+    C = te.compute((37,), lambda i: te.if_then_else(A[i] > B[i], A[i], B[i] * 2), name="C")
+    s = te.create_schedule(C.op)
+    xo, xi = s[C].split(C.op.axis[0], factor=8)
+    s[C].vectorize(xi)
+    func = tc.lower(s, [A, B, C])
+    assert _selects(func) and not any(e.lazy for e in _selects(func))
+    assert "masked.load" not in tc.build(s, [A, B, C]).get_source("llvm")
+    check(s, [A, B, C], lambda a, b: np.where(a > b, a, b * 2))
+
+
+def test_padding_and_guarded_division_stay_lazy():
+    """A branch that reads outside its buffer where the condition excludes it (padding), or
+    divides by a value the condition guards, keeps its select lazy."""
+    A = te.placeholder((30,), name="A")
+    P = te.compute((34,), lambda i: te.if_then_else(te.all(i >= 2, i < 32), A[i - 2], 0.0),
+                   name="P")
+    s = te.create_schedule(P.op)
+    xo, xi = s[P].split(P.op.axis[0], factor=8)
+    s[P].vectorize(xi)
+    func = tc.lower(s, [A, P])
+    assert any(e.lazy for e in _selects(func))
+    check(s, [A, P], lambda a: np.pad(a, 2))
+    D = te.placeholder((16,), "int32", name="D")
+    Q = te.compute((16,), lambda i: te.if_then_else(D[i] != 0, 60 // D[i], 0), name="Q")
+    s = te.create_schedule(Q.op)
+    assert all(e.lazy for e in _selects(tc.lower(s, [D, Q])))
