@@ -55,8 +55,21 @@ class XGBoostCostModel:
 
     # ------------------------------------------------------------------ data
 
-    def fit(self, xs, ys):
-        """Train on the task's records, replacing those given before; returns self."""
+    def fit(self, xs=None, ys=None):
+        """Train on the task's records, replacing those given before; returns self.
+
+        With no records of its own (``xs`` None or zero rows), a model that has warm-start data
+        trains on that alone -- a transfer-only model for the first plan of a new task; the
+        task's records join through later ``fit`` or ``update`` calls."""
+        if xs is None or len(xs) == 0:
+            if ys is not None and len(ys) != 0:
+                raise ValueError(f"XGBoostCostModel.fit: {len(ys)} throughputs for no feature "
+                                 "rows")
+            if not self._extra:
+                raise ValueError("XGBoostCostModel.fit: no records (and no warm-start data "
+                                 "to train on instead)")
+            self._xs, self._ys = None, np.zeros(0)
+            return self._train()
         xs, ys = _check(xs, ys, "fit", self._width())
         self._xs, self._ys = xs, ys
         return self._train()
@@ -78,6 +91,7 @@ class XGBoostCostModel:
         return self
 
     def _width(self):
+        """Columns every feature row must have: those of the records given so far."""
         if self._xs is not None:
             return self._xs.shape[1]
         return self._extra[0][0].shape[1] if self._extra else None
@@ -86,8 +100,11 @@ class XGBoostCostModel:
 
     def _train(self):
         import xgboost as xgb
-        parts = [(self._xs, self._ys, 1.0)] + [(x, y, self.transfer_weight)
-                                               for x, y in self._extra]
+        parts = [(x, y, self.transfer_weight) for x, y in self._extra]
+        if self._xs is not None:
+            parts.insert(0, (self._xs, self._ys, 1.0))
+        else:   # transfer only: no group of the task's own to outvote, so none is down-weighted
+            parts = [(x, y, 1.0) for x, y, _ in parts]
         xs = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([_normalise(y) for _, y, _ in parts])
         qid = np.concatenate([np.full(len(y), g) for g, (_, y, _) in enumerate(parts)])
@@ -104,13 +121,18 @@ class XGBoostCostModel:
         return self
 
     def predict(self, xs):
-        """Scores of the rows of xs (higher = predicted faster)."""
+        """Scores of the rows of xs (higher = predicted faster).
+
+        ``inplace_predict`` reads the array directly: building a DMatrix per call cost 10-40x
+        more than the prediction itself for the few dozen rows one annealing step scores, and
+        the scores are the same."""
         if self._booster is None:
             raise RuntimeError("XGBoostCostModel.predict: the model is not fitted yet; call "
                                "fit(xs, ys) with measured records first")
-        import xgboost as xgb
-        xs = _matrix(xs, "predict", self._xs.shape[1])
-        return self._booster.predict(xgb.DMatrix(xs[:, self._columns]))
+        xs = _matrix(xs, "predict", self._width())
+        if xs.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        return self._booster.inplace_predict(np.ascontiguousarray(xs[:, self._columns]))
 
     def __repr__(self):
         n = 0 if self._xs is None else len(self._xs)

@@ -16,8 +16,10 @@ model never runs a kernel that was measured slower than the kernel it would have
 ``compile`` takes, per group, the best record of either space.
 """
 import logging
+import math
 
 from .. import te
+from ..ir import expr as E
 from ..graph.compiler import _inline_leftovers, group_signature, group_tensors, schedule_group
 from .auto_template import AutoTask, auto_schedule
 from .space import get_config
@@ -44,6 +46,7 @@ class GroupTask(AutoTask):
         ops = "_".join(dict.fromkeys(n.op for n in self.group.nodes))
         name = ("group_" if self.space_kind == "template" else "group_auto_") + ops
         super().__init__(name[:64], outs, phs + outs, target)
+        self._flop = None
 
     def _template(self):
         if self.space_kind == "auto":
@@ -54,6 +57,15 @@ class GroupTask(AutoTask):
         fn(s, anchor, out, **knobs)
         _inline_leftovers(s)
         return s, self._args
+
+    @property
+    def flop(self):
+        """The arithmetic of the group's graph nodes (``node_flop``), the same in both spaces:
+        the group's TE also holds weight packs and padded tiles, work that is no part of the
+        model's computation and would flatter a schedule's flop rate."""
+        if self._flop is None:
+            self._flop = float(sum(node_flop(n) for n in self.group.nodes))
+        return self._flop
 
     def config(self, config):
         if is_default(config):
@@ -69,6 +81,63 @@ class GroupTask(AutoTask):
 
     def __reduce__(self):
         return (GroupTask, (self.group, self.target, self.weight, self.space_kind))
+
+
+_ARITH = (E.Add, E.Sub, E.Mul, E.Div, E.Min, E.Max, E.Call, E.Reduce)
+
+
+def node_flop(node):
+    """Arithmetic operations of one graph node: each compute op of its own TE (built over fresh
+    placeholders, so nothing of its group's neighbours) contributes its value's arithmetic per
+    point -- a multiply-add reduction two -- and an elementwise op one per element.
+
+    Only the data's arithmetic counts: index expressions, padding conditions and reduction
+    predicates are address work, and a copy, pack or pad costs nothing. A reduction's output
+    tile may be padded past the node's result (conv's output-channel block, a vector-width
+    row), so its points are capped at the node's output size; its reduction extents are real.
+    """
+    from ..graph.infer import build_node, placeholders
+    from ..te.tensor import ComputeOp
+    outs = build_node(node, placeholders(node.inputs))
+    real = sum(math.prod(int(d) for d in v.shape) for v in node.outputs)
+    total, seen, stack = 0, set(), [t.op for t in outs]
+    while stack:
+        op = stack.pop()
+        if op in seen or not isinstance(op, ComputeOp):
+            continue
+        seen.add(op)
+        stack.extend(t.op for t in op.input_tensors)
+        count = _value_arith(op.body)
+        if not count:
+            continue
+        points = math.prod(int(iv.dom.extent.value) for iv in op.axis)
+        if op.reduce_axis:
+            points = min(points, real) * math.prod(int(iv.dom.extent.value)
+                                                   for iv in op.reduce_axis)
+        total += points * count
+    return total
+
+
+def _value_arith(e):
+    """Arithmetic nodes of an expression's value, not of its indices or conditions."""
+    if isinstance(e, (list, tuple)):
+        return sum(_value_arith(x) for x in e)
+    t = type(e)
+    if t is E.ProducerLoad or t is E.Load or not isinstance(e, E.Expr):
+        return 0
+    if t is E.Select:
+        return _value_arith(e.true_value) + _value_arith(e.false_value)
+    if t is E.Reduce:
+        return 1 + _value_arith(e.source)
+    if t is E.Call:
+        return 1 + _value_arith(e.args)
+    if isinstance(e, E.BinaryOp):
+        return (t in _ARITH) + _value_arith(e.a) + _value_arith(e.b)
+    if t is E.Cast or t is E.Broadcast:
+        return _value_arith(e.value)
+    if t is E.Let:
+        return _value_arith(e.value) + _value_arith(e.body)
+    return 0
 
 
 def _anchor_schedule(outs, cfg=None):

@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 
+from .feature_pool import FeaturePool
 from .measure import MeasureInput, Measurer, MeasureResult
 from .sa import SimulatedAnnealing
 from .space import SpaceError
@@ -214,7 +215,12 @@ class Tuner:
                 measurer.close()
             if own_db:
                 database.close()
+            self.close()
         return self
+
+    def close(self):
+        """Release what planning holds between batches (``tune`` calls it when it returns);
+        proposing again later starts afresh."""
 
 
 def _records_of(source):
@@ -338,11 +344,18 @@ class XGBTuner(Tuner):
     ``plan_seconds`` lists how long each plan took to make (fit + search).
     ``num_threads``: XGBoost's threads (default 1: the model is small, and on a loaded
     2-core machine two threads fitted 5-10x slower in wall time while builds ran).
+
+    Loop features are computed by a ``FeaturePool``: ``feature_workers`` forked processes
+    (default: the usable cores) lower each annealing step's new candidates together, and a
+    candidate whose lowering fails or takes over ``feature_timeout`` seconds is never
+    proposed. Features are cached by point for the tuner's life, so a plan lowers only the
+    points no earlier plan scored.
     """
 
     def __init__(self, task, plan_size=64, feature_type="itervar", loss_type="rank",
                  num_threads=1, optimizer="sa", diversity_filter_ratio=None,
-                 random_share=0.1, transfer_from=None, seed=None):
+                 random_share=0.1, transfer_from=None, seed=None, feature_workers=None,
+                 feature_timeout=10.0):
         super().__init__(task, seed)
         if feature_type not in ("itervar", "knob"):
             raise ValueError(f"XGBTuner: unknown feature_type {feature_type!r} "
@@ -369,6 +382,9 @@ class XGBTuner(Tuner):
         self.plan_seconds = []
         self._measured = {}   # index -> speed (1 / cost, 0 if failed), in measurement order
         self._features = {}   # index -> feature vector, None when the point does not lower
+        self._unbuildable = set()   # points whose features failed: never proposed
+        self._pool = None
+        self._pool_args = (feature_workers, feature_timeout)
         self._transfer = {}   # (task key, target key) -> {index: (vector, speed)}
         self._plan = collections.deque()
         if transfer_from is not None:
@@ -399,9 +415,10 @@ class XGBTuner(Tuner):
     def _make_plan(self):
         started = time.perf_counter()
         if not self._fit():
-            plan = self._random_unvisited(self.plan_size)
+            plan = self._random_unvisited(self.plan_size, exclude=self._unbuildable)
         else:
-            randoms = self._random_unvisited(round(self.plan_size * self.random_share))
+            randoms = self._random_unvisited(round(self.plan_size * self.random_share),
+                                             exclude=self._unbuildable)
             n_model = self.plan_size - len(randoms)
             ratio = self.diversity_filter_ratio or 1
             best = sorted((i for i, y in self._measured.items() if y > 0),
@@ -414,7 +431,8 @@ class XGBTuner(Tuner):
                 picks = self._diverse(picks, n_model)
             picks = picks[:n_model]
             picks += self._random_unvisited(n_model - len(picks),
-                                            exclude=set(picks) | set(randoms))
+                                            exclude=set(picks) | set(randoms) |
+                                            self._unbuildable)
             plan = list(picks)
             for i in randoms:   # interleaved, so that a batch smaller than the plan explores too
                 plan.insert(int(self.rng.integers(len(plan) + 1)), i)
@@ -426,26 +444,24 @@ class XGBTuner(Tuner):
     def _fit(self):
         """Refit the model on every measured point (one group) and each transferred task (a
         group of its own); False when there is nothing to learn from yet: no successful
-        measurement, nothing transferred. With no measurement of its own yet, the first
-        transferred task stands in as the main group."""
-        groups = []
+        measurement, nothing transferred. With no successful measurement of its own yet the
+        model learns from the transferred tasks alone."""
+        own = None
         if self._measured:
             indices = list(self._measured)
             x = self._feature_rows(indices)
             y = np.array([self._measured[i] for i in indices], dtype=np.float64)
             ok = np.isfinite(x).all(axis=1)
             if y[ok].max(initial=0.0) > 0:
-                groups.append((x[ok], y[ok]))
-        for points in self._transfer.values():
-            groups.append((np.stack([v for v, _ in points.values()]),
-                           np.array([y for _, y in points.values()])))
-        if not groups:
+                own = (x[ok], y[ok])
+        if own is None and not self._transfer:
             return False
         from .cost_model import XGBoostCostModel
         model = XGBoostCostModel(objective=self.loss_type, num_threads=self.num_threads)
-        for x, y in groups[1:]:
-            model.warm_start(x, y)
-        self.model = model.fit(*groups[0])
+        for points in self._transfer.values():
+            model.warm_start(np.stack([v for v, _ in points.values()]),
+                             np.array([y for _, y in points.values()]))
+        self.model = model.fit(*(own or ()))
         return True
 
     def _score(self, indices):
@@ -477,16 +493,27 @@ class XGBTuner(Tuner):
 
     # --- features
     def _feature_rows(self, indices):
-        """One row per point; a point that cannot be lowered gets a row of NaN."""
+        """One row per point; a point that cannot be lowered gets a row of NaN. The points not
+        seen before are lowered together, in the feature pool."""
         if self.feature_type == "knob":
             return np.array([self.space.choices(i) for i in indices], dtype=np.float32)
-        rows = []
-        for i in indices:
-            if i not in self._features:
-                self._features[i] = _extract(self.task, i)
-            vec = self._features[i]
-            rows.append(vec if vec is not None else _nan_row())
-        return np.stack(rows)
+        new = [i for i in dict.fromkeys(indices) if i not in self._features]
+        if new:
+            if self._pool is None:
+                workers, timeout = self._pool_args
+                self._pool = FeaturePool(self.task, workers, timeout)
+            for i, vec in zip(new, self._pool.extract(new)):
+                self._features[i] = vec
+                if vec is None:
+                    self._unbuildable.add(i)
+        nan = _nan_row()
+        return np.stack([nan if self._features[i] is None else self._features[i]
+                         for i in indices])
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def _load_other_tasks(self, records):
         same = [r for r in records if r.task_name == self.task.name]
@@ -512,29 +539,20 @@ class XGBTuner(Tuner):
                     continue
                 best[index] = max(best.get(index, 0.0), _speed(r))
             points = self._transfer.setdefault(group, {})
-            for index, y in best.items():
-                if index in points:
-                    continue
-                vec = (self._feature_rows([index])[0] if other is self.task
-                       else _extract(other, index))
+            todo = [i for i in best if i not in points]
+            if other is self.task:
+                vecs = list(self._feature_rows(todo)) if todo else []
+            else:
+                with FeaturePool(other, *self._pool_args) as pool:
+                    vecs = pool.extract(todo)
+            for index, vec in zip(todo, vecs):
                 if vec is not None and np.isfinite(vec).all():
-                    points[index] = (vec, y)
+                    points[index] = (vec, best[index])
                     added += 1
             if not any(y > 0 for _, y in points.values()):
                 del self._transfer[group]   # nothing to rank: every measurement failed
         log.info("%s: %d transferred records from %d other tasks", self.task.key, added,
                  len(self._transfer))
-
-
-def _extract(task, index):
-    """Loop features of one point, None when it does not lower (measuring it would fail)."""
-    from .features import extract
-    try:
-        return np.asarray(extract(task.lower(index)), dtype=np.float32)
-    except Exception as e:   # noqa: BLE001 -- any failure just makes the point a non-candidate
-        log.debug("%s: config #%d does not lower (%s: %s)", task.key, index,
-                  type(e).__name__, e)
-        return None
 
 
 def _nan_row():

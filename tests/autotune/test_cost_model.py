@@ -68,6 +68,44 @@ def test_warm_start_with_another_task_helps_a_small_task(objective):
     assert spearman(helped.predict(xt), yt) > spearman(alone.predict(xt), yt) + 0.3
 
 
+@pytest.mark.parametrize("objective", ["rank", "reg"])
+def test_transfer_only_model_then_own_records(objective):
+    """With no records of its own, a model trains on warm-start data alone; the task's own
+    records then join the same model."""
+    other_x, other_y = records(600, seed=13, scale=5.0)
+    own_x, own_y = records(200, seed=14)
+    xt, yt = records(300, seed=15)
+    model = XGBoostCostModel(objective, num_threads=1).warm_start(other_x, other_y)
+    assert spearman(model.fit().predict(xt), yt) > 0.8
+    assert "records=0" in repr(model)
+    np.testing.assert_array_equal(model.predict(xt), model.fit(own_x[:0], own_y[:0])
+                                  .predict(xt))
+    model.update(own_x, own_y)
+    assert "records=200" in repr(model) and "transfer_groups=1" in repr(model)
+    assert spearman(model.predict(xt), yt) > 0.8
+    with pytest.raises(ValueError, match="no records"):
+        XGBoostCostModel(objective).fit()
+    with pytest.raises(ValueError, match="3 throughputs for no feature rows"):
+        model.fit(own_x[:0], own_y[:3])
+
+
+def test_predict_scores_only_the_columns_trained_on():
+    """Columns constant over the training rows are dropped; predictions read the same columns
+    and equal the booster's own prediction on them, whatever the dropped columns hold."""
+    import xgboost as xgb
+    xs, ys = records(200, seed=16)
+    xt, _ = records(40, seed=17)
+    model = XGBoostCostModel("reg", num_threads=1).fit(xs, ys)
+    kept = model._columns
+    assert 20 not in kept and 0 in kept
+    want = model._booster.predict(xgb.DMatrix(xt[:, kept]))
+    np.testing.assert_array_equal(model.predict(xt), want)
+    noisy = xt.copy()
+    noisy[:, 20:] = np.random.default_rng(18).uniform(size=(40, 10))
+    np.testing.assert_array_equal(model.predict(noisy), want)
+    assert model.predict(xt[:0]).shape == (0,)
+
+
 def test_all_failed_records_fit():
     xs, _ = records(30, seed=11)
     pred = XGBoostCostModel("rank", num_threads=1).fit(xs, np.zeros(30)).predict(xs)

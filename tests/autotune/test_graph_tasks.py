@@ -8,7 +8,7 @@ import numpy as np
 
 import tensorc as tc
 from tensorc.autotune.database import TuningDatabase
-from tensorc.autotune.graph_tasks import DEFAULT, GroupTask, extract_tasks
+from tensorc.autotune.graph_tasks import DEFAULT, GroupTask, extract_tasks, node_flop
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "graph"))
 from graph_helpers import mlp, residual_block  # noqa: E402
@@ -29,6 +29,35 @@ def test_tasks_of_a_residual_block_and_an_mlp():
     m, *_ = mlp(np.random.default_rng(1))
     names = [t.name for t in extract_tasks(m)]
     assert sorted(names) == ["group_auto_softmax", "group_dense", "group_dense_relu"], names
+
+
+def test_flop_counts_the_model_arithmetic_not_packs_or_padded_tiles():
+    """A group's flop is its nodes' arithmetic -- 2*M*N*K for a matmul, 2 per multiply-add of
+    a conv, one per element of an elementwise op -- in both spaces, although the kernels pack
+    the weights and pad the output tiles (20 matmul columns to 32, 12 conv output channels to
+    16, a depthwise row of 9 to 16)."""
+    from tensorc.graph.builder import GraphBuilder
+    rng = np.random.default_rng(6)
+    gb = GraphBuilder("flop")
+    x = gb.input("x", (4, 24))
+    w = gb.const("w", rng.uniform(-1, 1, (24, 20)).astype("float32"))
+    gb.output(gb.op("relu", gb.op("matmul", x, w)))
+    for space in ("template", "auto"):
+        (task,) = extract_tasks(gb.graph(), space=space)
+        assert task.flop == 2 * 4 * 20 * 24 + 4 * 20, space
+
+    gb = GraphBuilder("convs")
+    x = gb.input("x", (1, 10, 9, 9))
+    w = gb.const("w", rng.uniform(-1, 1, (12, 10, 3, 3)).astype("float32"))
+    y = gb.op("relu", gb.op("conv2d", x, w, padding=(1, 1, 1, 1)))
+    wd = gb.const("wd", rng.uniform(-1, 1, (12, 1, 3, 3)).astype("float32"))
+    gb.output(gb.op("conv2d", y, wd, strides=(2, 2), padding=(1, 1, 1, 1), groups=12))
+    conv, depthwise = (n for n in gb.graph().nodes if n.op == "conv2d")
+    assert node_flop(conv) == 2 * 12 * 9 * 9 * 10 * 3 * 3
+    assert node_flop(depthwise) == 2 * 12 * 5 * 5 * 3 * 3
+    tasks = {t.name: t for t in extract_tasks(gb.graph(), space="auto")}
+    assert tasks["group_auto_conv2d_relu"].flop == 2 * 12 * 81 * 90 + 12 * 81
+    assert tasks["group_auto_conv2d"].flop == 2 * 12 * 25 * 9
 
 
 def test_same_group_twice_is_one_task_with_weight_two():

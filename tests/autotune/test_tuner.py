@@ -12,6 +12,7 @@ import pytest
 
 from tensorc import autotune, te
 from tensorc.autotune.database import TuningDatabase
+from tensorc.autotune.feature_pool import FeaturePool, extract_one
 from tensorc.autotune.measure import MeasureErrorNo, MeasureOption, MeasureResult
 from tensorc.autotune.sa import SimulatedAnnealing
 from tensorc.autotune.tuner import GridSearchTuner, RandomTuner, XGBTuner
@@ -56,6 +57,23 @@ def matmul(M, N, K):
     if cfg["vec"].val:
         s[C].vectorize(ji)
     return s, [A, B, C]
+
+
+@autotune.template("test_tuner.stubborn")
+def stubborn(n):
+    """A space where some points cannot be lowered: their template raises or hangs."""
+    A = te.placeholder((n,), name="A")
+    B = te.compute((n,), lambda i: A[i] * 3.0, name="B")
+    s = te.create_schedule(B.op)
+    cfg = autotune.get_config()
+    cfg.define_knob("mode", ["ok", "raises", "hangs"])
+    cfg.define_split("tile", B.op.axis[0], num_outputs=2, policy="power2")
+    cfg["tile"].apply(s, B, B.op.axis[0])
+    if cfg["mode"].val == "raises":
+        raise ValueError("this point has no schedule")
+    if cfg["mode"].val == "hangs":
+        time.sleep(60)
+    return s, [A, B]
 
 
 def knob_cost(v):
@@ -187,6 +205,43 @@ def test_xgb_tuner_with_loop_features_finds_the_best_tiles():
                          num_threads=1, seed=seed)
         assert trials_to_reach(tuner, best, 16, tile_cost) is not None, seed
         assert len(tuner._features) <= len(task.config_space)   # each point lowered once
+
+
+def test_feature_pool_matches_lowering_here_and_caps_each_candidate():
+    """Forked children give exactly the features of lowering in this process; a point whose
+    lowering raises or overruns the time cap has none, and the pool goes on serving (the
+    child that hung is replaced)."""
+    task = autotune.create_task("test_tuner.stubborn", (48,))
+    space = task.config_space
+    ok = [i for i in range(len(space)) if space.get(i).to_dict()["mode"] == "ok"]
+    bad = [space.index_of({"mode": m, "tile": [-1, 4]}) for m in ("raises", "hangs")]
+    with FeaturePool(task, workers=2, timeout=2.0) as pool:
+        started = time.perf_counter()
+        got = pool.extract(ok[:2] + bad + ok[2:] + ok[:1])
+        assert time.perf_counter() - started < 30
+        assert got[2] is None and got[3] is None
+        for vec, i in zip(got[:2] + got[4:], ok + ok[:1]):
+            np.testing.assert_array_equal(vec, extract_one(task, i))
+        assert pool.extract([]) == []
+        np.testing.assert_array_equal(pool.extract([ok[0]])[0], got[0])
+    with pytest.raises(ValueError, match="timeout"):
+        FeaturePool(task, timeout=0)
+
+
+def test_xgb_tuner_never_proposes_points_that_do_not_lower():
+    """Points whose features failed are left out of every later plan, random picks included;
+    the tuner stops when only they are left."""
+    task = autotune.create_task("test_tuner.stubborn", (48,))
+    space = task.config_space
+    bad = {i for i in range(len(space)) if space.get(i).to_dict()["mode"] != "ok"}
+    tuner = XGBTuner(task, plan_size=4, optimizer=small_sa(), num_threads=1, seed=0,
+                     feature_timeout=2.0)
+    tuner._feature_rows(sorted(bad))
+    assert tuner._unbuildable == bad
+    m = synthetic(lambda v: 1e-3 * v["tile"][1])
+    tuner.tune(n_trial=len(space), measure=m, progress=False)
+    assert not bad & set(m.calls) and len(m.calls) == len(space) - len(bad)
+    assert tuner._pool is None       # tune released the pool's processes
 
 
 def test_transfer_from_another_shape_trains_the_first_plan(tmp_path):
