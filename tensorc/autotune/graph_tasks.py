@@ -19,10 +19,10 @@ import logging
 import math
 
 from .. import te
-from ..ir import expr as E
 from ..graph.compiler import _inline_leftovers, group_signature, group_tensors, schedule_group
 from .auto_template import AutoTask, auto_schedule
 from .space import get_config
+from .task import value_arith
 
 log = logging.getLogger("tensorc.autotune")
 
@@ -83,9 +83,6 @@ class GroupTask(AutoTask):
         return (GroupTask, (self.group, self.target, self.weight, self.space_kind))
 
 
-_ARITH = (E.Add, E.Sub, E.Mul, E.Div, E.Min, E.Max, E.Call, E.Reduce)
-
-
 def node_flop(node):
     """Arithmetic operations of one graph node: each compute op of its own TE (built over fresh
     placeholders, so nothing of its group's neighbours) contributes its value's arithmetic per
@@ -107,7 +104,7 @@ def node_flop(node):
             continue
         seen.add(op)
         stack.extend(t.op for t in op.input_tensors)
-        count = _value_arith(op.body)
+        count = value_arith(op.body)
         if not count:
             continue
         points = math.prod(int(iv.dom.extent.value) for iv in op.axis)
@@ -116,28 +113,6 @@ def node_flop(node):
                                                    for iv in op.reduce_axis)
         total += points * count
     return total
-
-
-def _value_arith(e):
-    """Arithmetic nodes of an expression's value, not of its indices or conditions."""
-    if isinstance(e, (list, tuple)):
-        return sum(_value_arith(x) for x in e)
-    t = type(e)
-    if t is E.ProducerLoad or t is E.Load or not isinstance(e, E.Expr):
-        return 0
-    if t is E.Select:
-        return _value_arith(e.true_value) + _value_arith(e.false_value)
-    if t is E.Reduce:
-        return 1 + _value_arith(e.source)
-    if t is E.Call:
-        return 1 + _value_arith(e.args)
-    if isinstance(e, E.BinaryOp):
-        return (t in _ARITH) + _value_arith(e.a) + _value_arith(e.b)
-    if t is E.Cast or t is E.Broadcast:
-        return _value_arith(e.value)
-    if t is E.Let:
-        return _value_arith(e.value) + _value_arith(e.body)
-    return 0
 
 
 def _anchor_schedule(outs, cfg=None):

@@ -12,8 +12,7 @@ import threading
 
 import numpy as np
 
-from ..ir.expr import Add, Call, Div, Max, Min, Mul, Reduce, Sub
-from ..ir.functor import post_order_visit
+from ..ir import expr as E
 from ..te.tensor import ComputeOp, PlaceholderOp
 from .space import ConfigEntity, ConfigSpace, SpaceError, using_config
 
@@ -235,11 +234,12 @@ def random_array(shape, dtype, rng):
     return x.astype(dtype)
 
 
-_ARITH = (Add, Sub, Mul, Div, Min, Max, Call)
+_ARITH = (E.Add, E.Sub, E.Mul, E.Div, E.Min, E.Max)
 
 
 def compute_flop(outputs):
-    """Arithmetic operations per run of the compute ops that ``outputs`` depend on."""
+    """Arithmetic operations per run of the compute ops that ``outputs`` depend on: each op's
+    value arithmetic (``value_arith``) once per point, a multiply-add reduction as two."""
     seen, total, stack = set(), 0, [t.op for t in outputs]
     while stack:
         op = stack.pop()
@@ -247,15 +247,32 @@ def compute_flop(outputs):
             continue
         seen.add(op)
         points = int(np.prod([int(iv.dom.extent.value) for iv in op.axis + op.reduce_axis]))
-        count = [0]
-
-        def visit(n, count=count):
-            if isinstance(n, (*_ARITH, Reduce)):
-                count[0] += 1
-        post_order_visit(op.body, visit)
-        total += points * count[0]
+        total += points * value_arith(op.body)
         stack.extend(t.op for t in op.input_tensors)
     return float(total)
+
+
+def value_arith(e):
+    """Arithmetic nodes of an expression's value -- not of its indices, padding conditions or
+    reduction predicates, which are address work (a copy, pack or pad counts zero)."""
+    if isinstance(e, (list, tuple)):
+        return sum(value_arith(x) for x in e)
+    t = type(e)
+    if t is E.ProducerLoad or t is E.Load or not isinstance(e, E.Expr):
+        return 0
+    if t is E.Select:
+        return value_arith(e.true_value) + value_arith(e.false_value)
+    if t is E.Reduce:
+        return 1 + value_arith(e.source)
+    if t is E.Call:
+        return 1 + value_arith(e.args)
+    if isinstance(e, E.BinaryOp):
+        return (t in _ARITH) + value_arith(e.a) + value_arith(e.b)
+    if t is E.Cast or t is E.Broadcast:
+        return value_arith(e.value)
+    if t is E.Let:
+        return value_arith(e.value) + value_arith(e.body)
+    return 0
 
 
 def _identifier(name):

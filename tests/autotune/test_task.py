@@ -119,6 +119,13 @@ def test_compute_flop_counts_arithmetic_per_point():
     assert compute_flop([C]) == 8 * 4 * 2 + 8 * 2
     copy = te.compute((8, 4), lambda i, j: A[i, j], name="copy")
     assert compute_flop([copy]) == 0
+    # index arithmetic and padding conditions are address work, not flops
+    X = te.placeholder((5, 13), name="X")
+    r = te.reduce_axis((0, 3), name="r")
+    conv = te.compute((5, 11), lambda c, x: te.sum(X[c, x + r] * 2.0, axis=r), name="conv")
+    pad = te.compute((5, 15), lambda c, x: te.if_then_else(
+        te.all(x >= 1, x < 14), X[c, te.max(x - 1, 0)], 0.0), name="pad")
+    assert compute_flop([conv]) == 5 * 11 * 3 * 2 and compute_flop([pad]) == 0
 
 
 def test_random_arrays_avoid_zeros():
