@@ -26,7 +26,7 @@ import threading
 import numpy as np
 
 from .cuda_module import cuda_status
-from .graph_module import TensorInfo
+from .graph_module import ModelSignature, TensorInfo
 
 #: cudaMalloc aligns to 256 bytes; kernels read float4 from any argument, so the emulator's
 #: host buffers are aligned alike and every kernel argument must start 16-byte aligned.
@@ -67,7 +67,7 @@ def flat_source(name, text, sources, plan):
     return CudaSource(name, text, tuple(launches), tuple(params))
 
 
-class CudaGraphModule:
+class CudaGraphModule(ModelSignature):
     """A whole model's CUDA kernels and the plan running them; calling it runs the model.
 
     ``text``: the translation unit; ``sources``: kernel PrimFunc name -> its CudaSource (launch
@@ -119,19 +119,6 @@ class CudaGraphModule:
                                      f"of {_ARG_ALIGN}, which CUDA kernels need")
 
     # -- description ---------------------------------------------------------------------------
-
-    @property
-    def input_names(self):
-        return tuple(t.name for t in self.inputs)
-
-    @property
-    def output_names(self):
-        return tuple(t.name for t in self.outputs)
-
-    def signature(self):
-        ins = ", ".join(f"{t.name}: {t.dtype}{list(t.shape)}" for t in self.inputs)
-        outs = ", ".join(f"{t.name}: {t.dtype}{list(t.shape)}" for t in self.outputs)
-        return f"({ins}) -> ({outs})"
 
     def __repr__(self):
         return (f"<tensorc.CudaGraphModule {self.entry_name}{self.signature()}, "

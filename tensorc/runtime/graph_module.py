@@ -48,7 +48,25 @@ class KernelTiming(NamedTuple):
     results: Tuple[float, ...]
 
 
-class GraphModule:
+class ModelSignature:
+    """Names and signature of a compiled model's ``inputs``/``outputs`` (TensorInfo lists),
+    shared by the CPU and CUDA model modules."""
+
+    @property
+    def input_names(self):
+        return tuple(t.name for t in self.inputs)
+
+    @property
+    def output_names(self):
+        return tuple(t.name for t in self.outputs)
+
+    def signature(self):
+        ins = ", ".join(f"{t.name}: {t.dtype}{list(t.shape)}" for t in self.inputs)
+        outs = ", ".join(f"{t.name}: {t.dtype}{list(t.shape)}" for t in self.outputs)
+        return f"({ins}) -> ({outs})"
+
+
+class GraphModule(ModelSignature):
     """A loaded whole-model library; calling it runs the model and returns its outputs."""
 
     def __init__(self, module):
@@ -81,19 +99,6 @@ class GraphModule:
     @property
     def metadata(self):
         return self.module.metadata
-
-    @property
-    def input_names(self):
-        return tuple(t.name for t in self.inputs)
-
-    @property
-    def output_names(self):
-        return tuple(t.name for t in self.outputs)
-
-    def signature(self):
-        ins = ", ".join(f"{t.name}: {t.dtype}{list(t.shape)}" for t in self.inputs)
-        outs = ", ".join(f"{t.name}: {t.dtype}{list(t.shape)}" for t in self.outputs)
-        return f"({ins}) -> ({outs})"
 
     def __repr__(self):
         return (f"<tensorc.GraphModule {self.entry_name}{self.signature()}, "
