@@ -1,7 +1,6 @@
 """CUDA backend: generated kernels compile with nvcc (sm_80, sm_90) without spills, barriers
 sit where threads share memory, and the same source run on cuda-emu matches numpy."""
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -17,12 +16,8 @@ from tensorc.ir.op import const
 from tensorc.runtime.cuda_module import cuda_status
 from tensorc.transform.thread_sync import is_barrier, thread_sync
 
-needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
-rng = np.random.default_rng(5)
+from cuda_helpers import barriers, bind, needs_nvcc, random_inputs  # noqa: E402, I001
 
-
-def bind(s, stage, axis, tag):
-    s[stage].bind(axis, te.thread_axis(tag))
 
 
 # -- schedules ---------------------------------------------------------------------------------
@@ -166,16 +161,6 @@ SCHEDULES = {"elementwise": elementwise, "vector_add": vector_add, "row_sum": ro
              "softmax": softmax}
 
 
-def _inputs(args, n_out=1):
-    return [rng.standard_normal(t.shape).astype("float32") for t in args[:-n_out]]
-
-
-def _barriers(node):
-    found = []
-    post_order_visit(node, lambda n: found.append(n) if is_barrier(n) else None)
-    return len(found)
-
-
 def _count_loops(node, kind):
     found = []
     post_order_visit(node, lambda n: found.append(n) if isinstance(n, S.For) and
@@ -189,7 +174,7 @@ def _count_loops(node, kind):
 def test_matches_numpy_on_cuda_emu(name):
     s, args, ref = SCHEDULES[name]()
     f = tc.build(s, args, target="cuda-emu")
-    ins = _inputs(args)
+    ins = random_inputs(args)
     want = ref(*ins)
     for order in ("forward", "reverse"):
         out = np.full(args[-1].shape, np.nan, dtype="float32")
@@ -203,7 +188,7 @@ def test_three_kernels_run_in_order():
     assert [k.name for k in f.kernels] == [f"default_function_kernel{i}" for i in range(3)]
     assert [k.args for k in f.kernels] == [("A", "rowmax"), ("A", "rowmax", "rowsum"),
                                           ("A", "rowmax", "rowsum", "softmax")]
-    a = _inputs(args, 3)[0]
+    a = random_inputs(args, 3)[0]
     mx, sm, out = (np.full(t.shape, np.nan, "float32") for t in args[1:])
     f(a, mx, sm, out)
     np.testing.assert_allclose(out, _softmax_ref(a), rtol=2e-5, atol=1e-6)
@@ -305,11 +290,11 @@ def test_tiled_matmul_has_two_barriers_per_k_iteration():
     post_order_visit(func.body, lambda n: loops.append(n) if isinstance(n, S.For) and
                      n.loop_var.name == "k.c.outer" else None)
     (k_loop,) = loops
-    assert _barriers(k_loop.body) == 2
+    assert barriers(k_loop.body) == 2
     first = k_loop.body.seq[0] if isinstance(k_loop.body, S.SeqStmt) else None
     assert first is not None and is_barrier(first)  # before the tiles are overwritten
     # k = 50 is 6 full tiles of 8 and a partial one, which loop partitioning peeled off
-    assert _barriers(func.body) == 4
+    assert barriers(func.body) == 4
     text = emit_cuda(func).text
     assert text.count("__syncthreads();") == 4
 
@@ -317,7 +302,7 @@ def test_tiled_matmul_has_two_barriers_per_k_iteration():
 def test_shared_reduction_has_one_barrier_and_a_guarded_final_sum():
     s, args, _ = row_sum_shared()
     func = tc.lower(s, args, target="cuda")
-    assert _barriers(func.body) == 1
+    assert barriers(func.body) == 1
     text = emit_cuda(func).text
     assert text.count("__syncthreads();") == 1
     assert "if (i_inner_inner < 1) {" in text
@@ -326,20 +311,20 @@ def test_shared_reduction_has_one_barrier_and_a_guarded_final_sum():
 @pytest.mark.parametrize("name", ["elementwise", "row_sum", "softmax", "vector_add"])
 def test_no_barrier_without_shared_memory(name):
     s, args, _ = SCHEDULES[name]()
-    assert _barriers(tc.lower(s, args, target="cuda").body) == 0
+    assert barriers(tc.lower(s, args, target="cuda").body) == 0
 
 
 def test_thread_sync_is_idempotent():
     s, args, _ = tiled_matmul()
     func = tc.lower(s, args, target="cuda")
-    assert _barriers(thread_sync(func).body) == _barriers(func.body) == 4
+    assert barriers(thread_sync(func).body) == barriers(func.body) == 4
 
 
 def test_cpu_lowering_has_no_barriers_and_unrolls():
     s, args, _ = tiled_matmul()
     s[args[-1]].unroll(s[args[-1]].leaf_iter_vars[-1])
     cpu, gpu = tc.lower(s, args), tc.lower(s, args, target="cuda")
-    assert _barriers(cpu.body) == 0 and _barriers(gpu.body) == 4
+    assert barriers(cpu.body) == 0 and barriers(gpu.body) == 4
     assert [_count_loops(f.body, "unrolled") for f in (cpu, gpu)] == [0, 1]
     assert "#pragma unroll" in emit_cuda(gpu).text
 
@@ -399,14 +384,14 @@ def test_conflict_inside_divergent_branch_is_an_error():
     with pytest.raises(ValueError, match=r"shared buffer 'sh' is read after other threads write "
                                          r"it inside the branch 'if tx < 8'"):
         thread_sync(func)
-    assert _barriers(thread_sync(_one_block(_write_then_read_neighbour)).body) == 1
+    assert barriers(thread_sync(_one_block(_write_then_read_neighbour)).body) == 1
 
 
 def test_reading_back_own_element_needs_no_barrier():
     def body(tx, sh, out):
         return S.seq(S.Store(sh, E.FloatImm("float32", 1.0), tx),
                      S.Store(out, E.Load("float32", sh, tx), tx))
-    assert _barriers(thread_sync(_one_block(body)).body) == 0
+    assert barriers(thread_sync(_one_block(body)).body) == 0
 
 
 def test_unknown_target_option():
@@ -428,7 +413,7 @@ def test_call_without_gpu_names_the_extra_and_cuda_emu():
     s, args, _ = elementwise()
     f = tc.build(s, args, target="cuda")
     assert "expf(" in f.get_source("cuda")
-    ins = _inputs(args)
+    ins = random_inputs(args)
     with pytest.raises(RuntimeError, match=r"\[cuda\] extra.*target='cuda-emu'"):
         f(*ins, np.empty(1000, "float32"))
 
@@ -439,7 +424,7 @@ def test_call_without_gpu_names_the_extra_and_cuda_emu():
 def test_matches_numpy_on_gpu(name):
     s, args, ref = SCHEDULES[name]()
     f = tc.build(s, args, target="cuda")
-    ins = _inputs(args)
+    ins = random_inputs(args)
     out = np.full(args[-1].shape, np.nan, dtype="float32")
     f(*ins, out)
     np.testing.assert_allclose(out, ref(*ins), rtol=2e-5, atol=2e-5)
@@ -462,153 +447,3 @@ def test_emu_gives_misaligned_views_an_aligned_stand_in():
     b = np.full(n + 3, np.nan, "float32")[3:]
     mod(a, b)
     np.testing.assert_array_equal(b, 2 * a)
-
-
-# -- cross-thread reductions -------------------------------------------------------------------
-
-_REDUCERS = {"sum": (te.sum, np.sum), "max": (te.max, np.max), "min": (te.min, np.min),
-             "prod": (te.prod, np.prod)}
-
-
-def rfactor_allreduce(m=7, k=300, factor=32, reducer="sum"):
-    """TVM's pattern: the reduce axis split, its inner part rfactored into per-thread partials
-    and the remaining reduce axis bound to threadIdx.x, one block per row."""
-    te_red, np_red = _REDUCERS[reducer]
-    A = te.placeholder((m, k), name="A")
-    r = te.reduce_axis((0, k), name="r")
-    B = te.compute((m,), lambda i: te_red(A[i, r], axis=r), name="B")
-    s = te.create_schedule(B.op)
-    _, ki = s[B].split(B.op.reduce_axis[0], factor=factor)
-    BF = s.rfactor(B, ki)
-    bind(s, B, s[B].op.axis[0], "blockIdx.x")
-    bind(s, B, s[B].op.reduce_axis[0], "threadIdx.x")
-    s[BF].compute_at(s[B], s[B].op.reduce_axis[0])
-    return s, [A, B], lambda a: np_red(a, axis=1)
-
-
-def rows_allreduce(m=10, k=77, lanes=16, rows=4):
-    """No rfactor: ``lanes`` threads of threadIdx.x stride through each row (serial reduce loop
-    inside the bound one), ``rows`` rows of a block on threadIdx.y, rows past m guarded."""
-    A = te.placeholder((m, k), name="A")
-    r = te.reduce_axis((0, k), name="r")
-    B = te.compute((m,), lambda i: te.max(A[i, r] * 2.0, axis=r), name="B")
-    s = te.create_schedule(B.op)
-    io, ii = s[B].split(B.op.axis[0], factor=rows)
-    ro, ri = s[B].split(r, factor=lanes)
-    s[B].reorder(io, ii, ri, ro)
-    bind(s, B, io, "blockIdx.x")
-    bind(s, B, ii, "threadIdx.y")
-    bind(s, B, ri, "threadIdx.x")
-    return s, [A, B], lambda a: (a * 2).max(axis=1)
-
-
-@pytest.mark.parametrize("factor", [8, 32, 64, 100, 256])
-@pytest.mark.parametrize("reducer", sorted(_REDUCERS))
-def test_cross_thread_reduction_on_cuda_emu(factor, reducer):
-    s, args, ref = rfactor_allreduce(k=77 if reducer == "prod" else 300, factor=factor,
-                                     reducer=reducer)
-    f = tc.build(s, args, target="cuda-emu")
-    a = rng.uniform(0.9, 1.1, args[0].shape).astype("float32") if reducer == "prod" else \
-        _inputs(args)[0]
-    for order in ("forward", "reverse"):
-        out = np.full(args[-1].shape, np.nan, "float32")
-        f(a, out, order=order)
-        np.testing.assert_allclose(out, ref(a), rtol=2e-5, atol=2e-5, err_msg=order)
-
-
-@pytest.mark.parametrize("lanes,rows", [(16, 4), (64, 3), (48, 2)])
-def test_cross_thread_reduction_with_rows_on_cuda_emu(lanes, rows):
-    s, args, ref = rows_allreduce(lanes=lanes, rows=rows)
-    f = tc.build(s, args, target="cuda-emu")
-    a = _inputs(args)[0]
-    for order in ("forward", "reverse"):
-        out = np.full(args[-1].shape, np.nan, "float32")
-        f(a, out, order=order)
-        np.testing.assert_allclose(out, ref(a), rtol=2e-5, atol=2e-5, err_msg=order)
-
-
-def test_warp_allreduce_is_a_shuffle_butterfly():
-    s, args, _ = rfactor_allreduce(factor=32)
-    func = tc.lower(s, args, target="cuda")
-    assert _barriers(func.body) == 0
-    text = emit_cuda(func).text
-    assert text.count("__shfl_xor_sync(0xffffffffu, ") == 5 and "__shared__" not in text
-    assert "if (r_inner_v == 0) {" in text  # one thread stores into global memory
-
-
-def test_block_allreduce_uses_shared_memory_then_a_warp():
-    s, args, _ = rfactor_allreduce(factor=256)
-    func = tc.lower(s, args, target="cuda")
-    src = emit_cuda(func)
-    (k,) = src.kernels
-    assert (k.block, k.shared_bytes) == ((256, 1, 1), 1024)
-    # 256 -> 32 in three halving steps, the last 32 by shuffles: a barrier after the writes,
-    # each step and the warp's result
-    assert _barriers(func.body) == 5
-    assert src.text.count("__shfl_down_sync(0xffffffffu, ") == 5
-
-
-def test_non_power_of_two_allreduce_folds_first():
-    s, args, _ = rows_allreduce(lanes=48, rows=2)
-    text = emit_cuda(tc.lower(s, args, target="cuda")).text
-    assert "if (r_inner < 16) {" in text and "__shfl" not in text
-
-
-@needs_nvcc
-@pytest.mark.parametrize("factor", [32, 100, 256])
-def test_cross_thread_reduction_compiles_without_spills(factor):
-    s, args, _ = rfactor_allreduce(factor=factor)
-    for arch in ("sm_80", "sm_90"):
-        f = tc.build(s, args, target=f"cuda -arch={arch}")
-        for res in f.resource_usage.values():
-            assert res["spill_stores"] == 0 and res["spill_loads"] == 0
-
-
-def test_cross_thread_reduction_needs_a_gpu_target():
-    s, args, _ = rfactor_allreduce()
-    with pytest.raises(ValueError, match=r"bound to threadIdx.x, which only a GPU target can "
-                                         r"run"):
-        tc.build(s, args, target="llvm")
-
-
-def test_reduce_axis_cannot_go_to_blocks():
-    A = te.placeholder((8, 64), name="A")
-    r = te.reduce_axis((0, 64), name="r")
-    B = te.compute((8,), lambda i: te.sum(A[i, r], axis=r), name="B")
-    s = te.create_schedule(B.op)
-    with pytest.raises(ValueError, match=r"'r' is a reduction axis; bind it to a threadIdx"):
-        bind(s, B, r, "blockIdx.x")
-
-
-def test_serial_reduce_loop_outside_the_bound_one_is_an_error():
-    A = te.placeholder((8, 64), name="A")
-    r = te.reduce_axis((0, 64), name="r")
-    B = te.compute((8,), lambda i: te.sum(A[i, r], axis=r), name="B")
-    s = te.create_schedule(B.op)
-    _, ri = s[B].split(r, factor=32)
-    bind(s, B, B.op.axis[0], "blockIdx.x")
-    bind(s, B, ri, "threadIdx.x")
-    with pytest.raises(ValueError, match=r"reduce loop 'r.outer' runs outside the reduce loops "
-                                         r"bound to threadIdx"):
-        tc.lower(s, [A, B], target="cuda")
-
-
-def _allreduce_kernel(wrap):
-    """A 32-thread kernel whose all-reduce sits inside ``wrap(tx, stmt)``."""
-    tx, bx = E.Var("tx"), E.Var("bx")
-    res, out = E.Var("res", "handle"), E.Var("out", "handle")
-    comb = te.sum(E.FloatImm("float32", 1.0), axis=te.reduce_axis((0, 2))).combiner
-    red = S.seq(S.ThreadAllReduce(comb, E.FloatImm("float32", 1.0), res, (tx,)),
-                S.Store(out, E.Load("float32", res, const(0)), tx))
-    body = S.Allocate(res, "float32", 1, wrap(tx, red), "local")
-    threads = S.For(tx, const(0), const(32), "thread_binding", body, "threadIdx.x")
-    kernel = S.For(bx, const(0), const(1), "thread_binding", threads, "blockIdx.x")
-    return S.PrimFunc("f", (S.BufferDecl("out", (32,), "float32", out),), kernel)
-
-
-def test_allreduce_under_a_thread_branch_is_an_error():
-    from tensorc.transform.lower_allreduce import lower_allreduce
-    lower_allreduce(_allreduce_kernel(lambda tx, s: s))
-    with pytest.raises(ValueError, match=r"all-reduce into 'res' is inside the branch 'if tx < "
-                                         r"8', which not every thread of the block enters"):
-        lower_allreduce(_allreduce_kernel(lambda tx, s: S.IfThenElse(tx < 8, s)))
