@@ -40,6 +40,7 @@ This module runs those steps; the pieces live beside it: ``onnx_load`` (step 1),
 ``onnx_common`` (element types, the opset floor).
 """
 from tensorc.graph.ir import Graph, Node, Value
+from tensorc.graph.passes.dce import live_nodes
 
 from .errors import (DynamicShapeError, ImporterError, ModelParseError, NonConstantInputError,
                      OpsetError, UnsupportedFeatureError, UnsupportedOpsError)
@@ -121,7 +122,7 @@ class _Importer:
                                       "by any node (truncated model?)")
             outputs.append(env[o.name])
         outputs = self._materialize_outputs(ctx, g, outputs, inputs)
-        nodes = _dead_code(ctx.nodes, outputs)
+        nodes = live_nodes(ctx.nodes, outputs)
         return Graph(inputs, nodes, outputs, self.name)
 
     def _convert_node(self, ctx, node, env, opset, k, depth=0):
@@ -314,16 +315,6 @@ class _Importer:
             seen.add(id(v))
             result.append(v)
         return result
-
-
-def _dead_code(nodes, outputs):
-    live = {id(v) for v in outputs}
-    keep = []
-    for n in reversed(nodes):
-        if any(id(v) in live for v in n.outputs):
-            keep.append(n)
-            live.update(id(v) for v in n.inputs)
-    return list(reversed(keep))
 
 
 __all__ = ["default_opset", "from_onnx", "load_model"]

@@ -55,6 +55,7 @@ The steps live in their own modules: ``torchscript_load`` (1, 3), ``torchscript_
 ``torchscript_ops`` (4, 5); this module runs them and assembles the graph (6).
 """
 from tensorc.graph.ir import Graph, Node, Value
+from tensorc.graph.passes.dce import live_nodes
 
 from .errors import ImporterError, UnsupportedFeatureError, UnsupportedOpsError
 from .torchscript_context import Context
@@ -126,7 +127,7 @@ def from_torchscript(module, input_shapes=None, input_dtypes=None, name=None):
         raise UnsupportedOpsError(walker.unsupported, label)
     flat = _flatten_outputs(results, label)
     outputs = _materialize_outputs(ctx, flat, inputs, label)
-    nodes = _dead_code(ctx.nodes, outputs)
+    nodes = live_nodes(ctx.nodes, outputs)
     return Graph(inputs, nodes, outputs, str(gname))
 
 
@@ -153,16 +154,6 @@ def _materialize_outputs(ctx, flat, inputs, label):
         seen.add(id(x))
         result.append(x)
     return result
-
-
-def _dead_code(nodes, outputs):
-    live = {id(v) for v in outputs}
-    keep = []
-    for n in reversed(nodes):
-        if any(id(v) in live for v in n.outputs):
-            keep.append(n)
-            live.update(id(v) for v in n.inputs)
-    return list(reversed(keep))
 
 
 __all__ = ["from_torchscript", "tc_dtype", "torch_dtype", "Context", "Call", "UNKNOWN",
