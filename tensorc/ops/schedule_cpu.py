@@ -167,12 +167,13 @@ def reduces_innermost(st, bodies):
     return sum(r in v for v in lasts) > sum(j in v for v in lasts)
 
 
-def _rfactor_innermost(s, t):
-    """Split the last reduce axis of ``t`` by the vector width and rfactor it: the partial
-    results form a vector updated with whole loads. Returns the partial tensor, or None when
-    the axis is too short to pay for it. Must run before t's loops are restructured."""
+def _rfactor_innermost(s, t, lanes=None):
+    """Split the last reduce axis of ``t`` by ``lanes`` (default: the vector width) and
+    rfactor it: the partial results form a vector updated with whole loads. Returns the
+    partial tensor, or None when the axis is too short to pay for it. Must run before t's
+    loops are restructured."""
     st = s[t]
-    lanes = vector_lanes(t.dtype)
+    lanes = lanes or vector_lanes(t.dtype)
     if _extent(st.op.reduce_axis[-1]) < 2 * lanes:
         return None
     _, ki = st.split(st.op.reduce_axis[-1], factor=lanes)
@@ -190,10 +191,10 @@ def _attach(s, t, parent, loop):
         s[t].compute_at(s[parent], loop)
 
 
-def _row_reduction(s, t):
+def _row_reduction(s, t, lanes=None):
     """Schedule reduction ``t`` for a reduce-innermost layout: rfactor-vectorized when long,
     the partial results computed per output point (at t's last spatial axis)."""
-    rf = _rfactor_innermost(s, t)
+    rf = _rfactor_innermost(s, t, lanes)
     if rf is not None:
         axes = s[t].op.axis
         _attach(s, rf, t, axes[-1] if axes else None)
@@ -264,7 +265,7 @@ def schedule_reduce(s, out):
 
 # ------------------------------------------------------------------------------ softmax, norms
 
-def _rows(s, out, attach_axes):
+def _rows(s, out, attach_axes, lanes=None, parallel=True):
     """The common shape of softmax and norm schedules: the output's leading ``attach_axes``
     axes fused into one (parallel) loop, the rest vectorized innermost; the composite's inner
     stages computed inside that loop, so each row's statistics are made just before use."""
@@ -272,26 +273,29 @@ def _rows(s, out, attach_axes):
     parts = composite_parts(s, out)
     for t in [out] + parts:
         inline_injective_producers(s, t)
-    lanes = vector_lanes(out.dtype)
+    lanes = lanes or vector_lanes(out.dtype)
     lead = st.op.axis[:attach_axes]
     outer = st.fuse(*lead) if lead else None
     _vectorize_last(st, st.op.axis[attach_axes:], out.shape[attach_axes:], lanes)
-    _parallel(st, [(outer, prod(out.shape[:attach_axes]))], prod(out.shape))
+    if parallel:
+        _parallel(st, [(outer, prod(out.shape[:attach_axes]))], prod(out.shape))
     return parts, outer
 
 
-def schedule_softmax(s, out):
+def schedule_softmax(s, out, lanes=None, parallel=True):
     """Per row (the axes before the softmax axis): max, exp and sum computed at the row, the
-    sums rfactor-vectorized when the softmax axis is the last one, vector loops elsewhere."""
+    sums rfactor-vectorized when the softmax axis is the last one, vector loops elsewhere.
+    ``lanes`` (default: the native vector width) and ``parallel`` are the tuning template's
+    knobs (tensorc.ops.templates)."""
     axis = s[out].op.attrs["axis"]
-    parts, outer = _rows(s, out, axis)
-    lanes = vector_lanes(out.dtype)
+    lanes = lanes or vector_lanes(out.dtype)
+    parts, outer = _rows(s, out, axis, lanes, parallel)
     for t in parts:
         _attach(s, t, out, outer)
         pst = s[t]
         row_axes = pst.op.axis[axis:]  # max and sum lack the softmax axis, exp has it
         if pst.op.reduce_axis and not row_axes:
-            _row_reduction(s, t)
+            _row_reduction(s, t, lanes)
             continue
         if pst.op.reduce_axis:
             pst.reorder(*pst.op.reduce_axis, *row_axes)

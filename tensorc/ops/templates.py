@@ -20,9 +20,6 @@ from . import conv as _conv
 from . import matmul as _matmul
 from . import schedule_cpu as _cpu
 from .schedule_cpu import (
-    _vectorize_last,
-    composite_parts,
-    inline_injective_producers,
     vector_lanes,
 )
 from .schedule_nn import find_group_anchor
@@ -180,51 +177,6 @@ def depthwise_conv2d(N, C, H, W, KH, KW, strides=1, padding=0, dilation=1, dtype
 
 # ------------------------------------------------------------------------------ softmax
 
-def _rfactor(s, t, lanes):
-    """``t``'s last reduce axis split by ``lanes`` into a vector of partial results (None when
-    the axis is shorter than two vectors), as ``schedule_cpu`` does with the native width."""
-    st = s[t]
-    if int(st.op.reduce_axis[-1].dom.extent.value) < 2 * lanes:
-        return None
-    _, ki = st.split(st.op.reduce_axis[-1], factor=lanes)
-    rf = s.rfactor(t, ki, factor_axis=len(st.op.axis))
-    r = s[rf]
-    lane = r.op.axis[-1]
-    r.reorder(*r.op.reduce_axis, lane)
-    r.vectorize(lane)
-    return rf
-
-
-def _schedule_softmax(s, out, lanes, parallel):
-    """``schedule_cpu.schedule_softmax`` with the vector width and the parallel row loop as
-    knobs (the defaults give its schedule): the row statistics computed inside the row loop."""
-    axis = out.op.attrs["axis"]
-    st = s[out]
-    parts = composite_parts(s, out)
-    for t in [out] + parts:
-        inline_injective_producers(s, t)
-    lead = st.op.axis[:axis]
-    outer = st.fuse(*lead) if lead else None
-    _vectorize_last(st, st.op.axis[axis:], out.shape[axis:], lanes)
-    if parallel and outer is not None and prod(out.shape[:axis]) > 1 and \
-            prod(out.shape) >= _cpu.PARALLEL_MIN:
-        st.parallel(outer)
-    for t in parts:
-        if outer is not None:
-            s[t].compute_at(st, outer)
-        pst = s[t]
-        row_axes = pst.op.axis[axis:]
-        if pst.op.reduce_axis and not row_axes:
-            rf = _rfactor(s, t, lanes)
-            if rf is not None and pst.op.axis:
-                s[rf].compute_at(pst, pst.op.axis[-1])
-            continue
-        if pst.op.reduce_axis:
-            pst.reorder(*pst.op.reduce_axis, *row_axes)
-        _vectorize_last(pst, row_axes, t.shape[axis:], lanes)
-    return s
-
-
 @template("softmax")
 def softmax(shape, axis=-1, dtype="float32"):
     """``ops.softmax`` of a tensor of ``shape`` along ``axis``."""
@@ -237,7 +189,7 @@ def softmax(shape, axis=-1, dtype="float32"):
     parallel = rows > 1 and prod(y.shape) >= _cpu.PARALLEL_MIN and \
         _define(cfg, "parallel", True, [False])
     s = te.create_schedule(y.op)
-    _schedule_softmax(s, y, lanes, parallel)
+    _cpu.schedule_softmax(s, y, lanes, parallel)
     return s, [x, y]
 
 
