@@ -180,18 +180,6 @@ class CudaGraphModule(ModelSignature):
                 return self._run_emu(arrays)
             return self._run_gpu(arrays)
 
-    def run(self, feed):
-        """Run on a mapping from input name to array; returns the list of outputs."""
-        names = self.input_names
-        unknown = [n for n in feed if n not in names]
-        if unknown:
-            raise KeyError(f"{self.entry_name}.run(): no input named {unknown[0]!r}; the inputs "
-                           f"are {', '.join(map(repr, names))}")
-        missing = [n for n in names if n not in feed]
-        if missing:
-            raise KeyError(f"{self.entry_name}.run(): input {missing[0]!r} is missing")
-        return self(*(feed[n] for n in names))
-
     def _run_emu(self, arrays):
         outputs = [_aligned_bytes(_nbytes(t.shape, t.dtype)) for t in self.outputs]
         if self.poison_storage:

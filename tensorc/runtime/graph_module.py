@@ -49,8 +49,9 @@ class KernelTiming(NamedTuple):
 
 
 class ModelSignature:
-    """Names and signature of a compiled model's ``inputs``/``outputs`` (TensorInfo lists),
-    shared by the CPU and CUDA model modules."""
+    """Names, signature and run-by-name of a compiled model's ``inputs``/``outputs``
+    (TensorInfo lists; ``entry_name`` and ``__call__`` come from the module), shared by the
+    CPU and CUDA model modules."""
 
     @property
     def input_names(self):
@@ -64,6 +65,18 @@ class ModelSignature:
         ins = ", ".join(f"{t.name}: {t.dtype}{list(t.shape)}" for t in self.inputs)
         outs = ", ".join(f"{t.name}: {t.dtype}{list(t.shape)}" for t in self.outputs)
         return f"({ins}) -> ({outs})"
+
+    def run(self, feed):
+        """Run on a mapping from input name to array; returns the list of outputs."""
+        names = self.input_names
+        unknown = [n for n in feed if n not in names]
+        if unknown:
+            raise KeyError(f"{self.entry_name}.run(): no input named {unknown[0]!r}; the inputs "
+                           f"are {', '.join(map(repr, names))}")
+        missing = [n for n in names if n not in feed]
+        if missing:
+            raise KeyError(f"{self.entry_name}.run(): input {missing[0]!r} is missing")
+        return self(*(feed[n] for n in names))
 
 
 class GraphModule(ModelSignature):
@@ -146,18 +159,6 @@ class GraphModule(ModelSignature):
         self._entry.call_checked([a.ctypes.data for a in arrays] +
                                  [o.ctypes.data for o in outputs])
         return outputs
-
-    def run(self, feed):
-        """Run on a mapping from input name to array; returns the list of outputs."""
-        names = self.input_names
-        unknown = [n for n in feed if n not in names]
-        if unknown:
-            raise KeyError(f"{self.entry_name}.run(): no input named {unknown[0]!r}; the inputs "
-                           f"are {', '.join(map(repr, names))}")
-        missing = [n for n in names if n not in feed]
-        if missing:
-            raise KeyError(f"{self.entry_name}.run(): input {missing[0]!r} is missing")
-        return self(*(feed[n] for n in names))
 
     def time_evaluator(self, number=10, repeat=3, min_repeat_ms=0):
         """A callable timing the whole model on given inputs (see ``Module.time_evaluator``)."""
