@@ -84,15 +84,18 @@ def short_target(key):
 def task_summary(records, target):
     """Counts, default and best latency of one task's ``records`` measured on ``target`` (a
     target key): what both commands print for a task."""
+    from tensorc.autotune.database import pooled
     from tensorc.autotune.graph_tasks import is_default
     mine = [r for r in records if r.target_key == target]
     ok = [r for r in mine if r.ok and r.median_cost is not None]
-    default = next((r for r in ok if is_default(r.config)), None)
-    best = min(ok, key=lambda r: r.median_cost, default=None)
+    ranked = pooled(ok)   # re-measured configurations by the median of all their costs
+    default = next((r for r in ranked if is_default(r.config)), None)
+    best = ranked[0] if ranked else None
     default_s = default.median_cost if default else None
     best_s = best.median_cost if best else None
+    tried = {json.dumps(r.config, sort_keys=True) for r in mine if not is_default(r.config)}
     return {"target": short_target(target), "records": len(mine),
-            "trials": sum(not is_default(r.config) for r in mine), "ok": len(ok),
+            "trials": len(tried), "ok": len(ok),
             "errors": len(mine) - len(ok), "default_s": default_s, "best_s": best_s,
             "best_gflops": best.gflops if best else None,
             "best_config": best.config if best else None,
@@ -134,6 +137,9 @@ def _add_tune(sub):
                         "TENSORC_NUM_THREADS or the usable cores)")
     p.add_argument("-o", "--output", metavar="MODEL.tcm",
                    help="then compile the model with the best records and save it here")
+    p.add_argument("--verify", type=_count(0), default=3, metavar="K",
+                   help="at the end, measure each task's K best configurations and its "
+                        "default again until each has 3 measurements (default 3; 0: no)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_tuning_errors(_cmd_tune))
@@ -178,7 +184,7 @@ def _cmd_tune(args) -> int:
             with _interrupt_in_this_process_only():
                 tune_tasks(tasks, args.trials, db, tuner=args.tuner, measure_option=option,
                            batch_size=args.batch_size, early_stopping=args.early_stopping,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, verify=args.verify)
         except KeyboardInterrupt:
             interrupted = True
         report = _tune_report(args, db, tasks, target_key("llvm"), interrupted,

@@ -19,7 +19,8 @@ from tensorc.cli_models import load_graph
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-FAST = ["--tuner", "random", "--batch-size", "2", "--threads", "1", "--no-progress"]
+FAST = ["--tuner", "random", "--batch-size", "2", "--threads", "1", "--no-progress",
+        "--verify", "0"]
 
 
 def _model(path):
@@ -112,7 +113,8 @@ def test_output_is_compiled_with_the_best_record(tuned, db_copy, tmp_path, capsy
     (task,) = extract_tasks(graph)
     chosen = next(r for r in _records(db_copy) if not is_default(r.config))
     with TuningDatabase(db_copy) as db:
-        db.add_result(task, chosen.config, MeasureResult((1e-12,), 0, "", 0.0, time.time()),
+        # enough costs that the configuration's pooled median is this one's
+        db.add_result(task, chosen.config, MeasureResult((1e-12,) * 20, 0, "", 0.0, time.time()),
                       index=chosen.config_index)
     picked = []
     real = graph_tasks.tuned_config
@@ -130,6 +132,23 @@ def test_output_is_compiled_with_the_best_record(tuned, db_copy, tmp_path, capsy
     got = tc.load(str(out_path))(x)[0]
     np.testing.assert_allclose(got, tc.compile(graph)(x)[0], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got, np.maximum(x @ w, 0), rtol=1e-4, atol=1e-4)
+
+
+def test_the_best_and_the_default_are_measured_again(tuned, db_copy, capsys):
+    model = tuned[0]
+    status, out, _ = _cli(capsys, "tune", model, "--trials", "5", "--db", db_copy,
+                          *FAST[:-1], "2", "--json")
+    assert status == 0
+    records = _records(db_copy)
+    (row,) = json.loads(out)["tasks"]
+    assert row["trials"] == 5 and row["records"] == len(records)
+    with TuningDatabase(db_copy) as db:
+        (task,) = extract_tasks(load_graph(model))
+        top = db.top_k(task.key, 2)
+        for rec in [*top, next(r for r in db.ranked(task.key) if is_default(r.config))]:
+            assert db.measurements(task.key, rec.config) >= 3, rec.config
+            assert len(rec.costs) >= 3 * len(records[0].costs)   # pooled
+        assert row["best_s"] == top[0].median_cost
 
 
 def test_ctrl_c_keeps_the_records_and_skips_the_output(tuned, tmp_path, capsys, monkeypatch):

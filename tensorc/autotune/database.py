@@ -18,7 +18,8 @@ same workload, on the same machine, compiled by the same compiler:
 
 ``best`` considers records of every tensorc version (a schedule choice rarely stops being good
 when the compiler changes, and re-tuning after each upgrade is costly); at equal median cost the
-current version's record wins, then the newest. Pass ``version=`` to restrict it to one.
+current version's record wins, then the newest. Pass ``version=`` to restrict it to one. A
+configuration measured several times ranks by the median of all its costs (``ranked``).
 
 JSON-lines interchange (``export_jsonl`` / ``import_jsonl``), one record per line::
 
@@ -81,8 +82,6 @@ CREATE INDEX records_task_target ON records (task_key, target_key, median_cost);
 """
 
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM records"
-# Fastest first; at equal cost the current version's record, then the newest.
-_BEST_ORDER = "ORDER BY median_cost, version = ? DESC, timestamp DESC, id DESC"
 
 # Connections inherited through fork: closing them in the child could disturb the parent's
 # locks, so they are kept referenced (never closed) for the child's lifetime.
@@ -94,6 +93,21 @@ def _rollback(conn):
     # then fail and hide the original error.
     if conn.in_transaction:
         conn.execute("ROLLBACK")
+
+
+def pooled(records):
+    """Successful ``records`` (in measuring order) pooled per configuration and version, fastest
+    first: each the newest record of its configuration with ``costs`` = all of theirs (see
+    ``TuningDatabase.ranked``)."""
+    groups = {}
+    for rec in records:
+        if rec.ok and rec.costs:
+            key = (json.dumps(rec.config, sort_keys=True), rec.version)
+            groups.setdefault(key, []).append(rec)
+    out = [recs[-1] if len(recs) == 1 else
+           replace(recs[-1], costs=tuple(c for r in recs for c in r.costs))
+           for recs in groups.values()]
+    return sorted(out, key=lambda r: (r.median_cost, r.version != __version__, -r.timestamp))
 
 
 class TuningDatabaseError(Exception):
@@ -381,35 +395,50 @@ class TuningDatabase:
         return record
 
     # --- reading
-    def _ranked(self, task_key, target, version):
+    def ranked(self, task_key, target="llvm", version=None):
+        """The task's configurations, fastest first, each as one record pooling the costs of
+        every successful measurement of it (by one tensorc version): the newest record with
+        ``costs`` = all of them, in measuring order. ``measurements`` gives the count.
+
+        Pooling is what makes re-measuring a configuration count: a candidate measured once
+        during a search and once more in verification ranks by the median of both, so a
+        lucky first measurement does not stay its cost.
+        """
         sql = f"{_SELECT} WHERE task_key = ? AND target_key = ? AND error_no = 0 " \
               "AND median_cost IS NOT NULL"
         params = [task_key, target_key(target)]
         if version is not None:
             sql += " AND version = ?"
             params.append(version)
-        return sql + f" {_BEST_ORDER}", params + [__version__]
+        return pooled([Record._from_row(row) for row in self._query(sql + " ORDER BY id", params)])
 
     def best(self, task_key, target="llvm", version=None):
-        """The successful record with the lowest median cost for ``task_key`` on ``target`` (a
-        target string, ``Target`` or target key; default: this host), or None. ``version=None``
-        considers every tensorc version (see the module docstring)."""
-        sql, params = self._ranked(task_key, target, version)
-        rows = self._query(sql + " LIMIT 1", params)
-        return Record._from_row(rows[0]) if rows else None
+        """The configuration with the lowest median cost for ``task_key`` on ``target`` (a
+        target string, ``Target`` or target key; default: this host) as a pooled record (see
+        ``ranked``), or None. ``version=None`` considers every tensorc version (see the
+        module docstring)."""
+        ranked = self.ranked(task_key, target, version)
+        return ranked[0] if ranked else None
 
     def top_k(self, task_key, k, target="llvm", version=None):
-        """The ``k`` fastest distinct configurations (each by its best record), fastest first."""
-        sql, params = self._ranked(task_key, target, version)
+        """The ``k`` fastest distinct configurations (pooled records), fastest first."""
         seen, out = set(), []
-        for row in self._query(sql, params):
-            config = row[_COLUMNS.index("config")]
+        for rec in self.ranked(task_key, target, version):
+            config = json.dumps(rec.config, sort_keys=True)
             if config not in seen:
                 seen.add(config)
-                out.append(Record._from_row(row))
+                out.append(rec)
                 if len(out) == k:
                     break
         return out
+
+    def measurements(self, task_key, config, target="llvm"):
+        """How many successful records ``config`` (a knob dict) has for the task on target."""
+        text = json.dumps(_json_copy(config, "config"), sort_keys=True)
+        rows = self._query("SELECT config FROM records WHERE task_key = ? AND target_key = ? "
+                           "AND error_no = 0 AND median_cost IS NOT NULL",
+                           (task_key, target_key(target)))
+        return sum(json.dumps(json.loads(r[0]), sort_keys=True) == text for r in rows)
 
     def records(self, task_key=None):
         """Every record (of one task if given), in insertion order."""

@@ -72,6 +72,10 @@ class GroupTask(AutoTask):
             return DefaultConfig()
         return super().config(config)
 
+    def baseline_config(self):
+        """Candidates are timed against the schedule the model runs untuned."""
+        return DefaultConfig()
+
     def instantiate(self, config):
         """(schedule, tensors) of a point, or of the compiler's default schedule for
         ``DEFAULT`` (index -1)."""

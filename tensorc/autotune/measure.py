@@ -11,9 +11,18 @@ Runs go one at a time per machine, so timings never share cores with each other:
 child (``measure_worker``) loads the bytes, calls the candidate once on the task's reference
 inputs with poisoned outputs, compares with the expected outputs (a wrong but fast candidate
 is WRONG_ANSWER and never wins), and only then times warm-up + ``repeat`` x ``number`` calls on
-a fixed thread count. The median of the per-repeat times is the candidate's cost. A crash is
-RUNTIME_ERROR naming the signal, a hang is TIMEOUT; either way the child is replaced and
-tuning goes on.
+a fixed thread count. A crash is RUNTIME_ERROR naming the signal, a hang is TIMEOUT; either
+way the child is replaced and tuning goes on.
+
+Costs are paired with a baseline (``MeasureOption.paired``, on by default). A shared machine's
+speed drifts by tens of percent from one second to the next, far more than the differences a
+tuner searches for, so a candidate's absolute time says as much about the moment as about the
+code. Each repeat therefore times the candidate and the task's baseline build (its default
+schedule: ``task.baseline_config()``) back to back, and the candidate's cost per repeat is its
+time / the baseline's time in that repeat x the baseline's reference time (``scale``: measured
+once per task, or set from a database record with ``set_baseline_scale`` so that a resumed
+run shares the first run's unit). Costs stay in seconds, and every cost of a task is relative
+to one fixed piece of code.
 
 ``MeasureOption(executor=...)`` sends the runs to any ``concurrent.futures.Executor``: each of
 its worker processes keeps its own isolated run child. To measure on a fleet with dask, start
@@ -26,6 +35,7 @@ since the default is this machine's core count. Builds stay local.
 """
 import functools
 import hashlib
+import logging
 import os
 import statistics
 import time
@@ -49,6 +59,8 @@ from .measure_worker import (
     run_request,
 )
 from .task import _identifier
+
+log = logging.getLogger("tensorc.autotune")
 
 #: (rtol, atol) by output dtype; atol is relative to the largest |expected| (at least 1), so
 #: long reductions summed in another order still pass. Integer and bool outputs must be exact.
@@ -111,6 +123,7 @@ class MeasureOption:
     of every run (default: this process's setting, ``tensorc.runtime.get_num_threads()``).
     check, rtol, atol, seed: compare outputs with ``task.reference(seed)`` (tolerances default
     by dtype, see TOLERANCES). executor: where runs go (default: a child of this process).
+    paired: time each candidate alternately with the task's baseline (module docstring).
     """
     number: int = 1
     repeat: int = 5
@@ -125,6 +138,7 @@ class MeasureOption:
     atol: float | None = None
     seed: int = 0
     executor: Any = None
+    paired: bool = True
 
     def __post_init__(self):
         def need(name, ok, what):
@@ -190,6 +204,16 @@ def _data_key(inputs, expected):
     return h.hexdigest()
 
 
+class Baseline(NamedTuple):
+    """A task's baseline build and its reference time in seconds per call."""
+    library: bytes
+    scale: float
+
+
+#: Unpaired runs of a task's baseline whose median becomes its reference time.
+CALIBRATION_RUNS = 3
+
+
 class Measurer:
     """Build and run pools kept across batches (the tuner makes one per tuning run); a context
     manager, or call ``close``. ``threads`` is the fixed thread count every run uses."""
@@ -200,6 +224,7 @@ class Measurer:
         self.n_parallel_builds = self.option.n_parallel_builds or _usable_cores()
         self._builders, self._build_task = [], None
         self._runner = Runner() if self.option.executor is None else None
+        self._baselines, self._scales = {}, {}
 
     def __enter__(self):
         return self
@@ -260,28 +285,83 @@ class Measurer:
     def run(self, task, builds):
         """One ``MeasureResult`` per ``BuildResult``, in order; failed builds are not run."""
         opt = self.option
-        inputs, expected = task.reference(opt.seed)
-        inputs, expected = tuple(inputs), tuple(expected)
-        key = _data_key(inputs, expected)
-        tolerances = tuple(opt.tolerance(e.dtype) for e in expected)
+        data = self._data(task)
+        base = self.baseline(task) if opt.paired else None
         results, pending = [None] * len(builds), []
         for pos, b in enumerate(builds):
             if b.error_no != MeasureErrorNo.NO_ERROR:
                 results[pos] = MeasureResult((), MeasureErrorNo(b.error_no), b.error_msg,
                                              b.build_time, time.time())
                 continue
-            pending.append((pos, b, RunRequest(
-                b.library, key, inputs, expected, tolerances, opt.check, opt.number, opt.repeat,
-                opt.min_repeat_ms, opt.warmup, self.threads, opt.timeout)))
-        if opt.executor is None:
-            replies = (self._runner.run(req) for _, _, req in pending)
-        else:
-            futures = [opt.executor.submit(run_request, req) for _, _, req in pending]
-            replies = (_reply(f) for f in futures)
+            pending.append((pos, b, self._request(data, b.library, base)))
+        replies = self._replies([req for _, _, req in pending])
         for (pos, b, _), reply in zip(pending, replies):
-            results[pos] = MeasureResult(tuple(reply.costs), MeasureErrorNo(reply.error_no),
-                                         reply.error_msg, b.build_time + reply.wall, time.time())
+            costs = tuple(reply.costs)
+            if base is not None and reply.baseline_costs:
+                costs = tuple(c / r * base.scale for c, r in zip(costs, reply.baseline_costs))
+            results[pos] = MeasureResult(costs, MeasureErrorNo(reply.error_no), reply.error_msg,
+                                         b.build_time + reply.wall, time.time())
         return results
+
+    def _data(self, task):
+        opt = self.option
+        inputs, expected = task.reference(opt.seed)
+        inputs, expected = tuple(inputs), tuple(expected)
+        return (_data_key(inputs, expected), inputs, expected,
+                tuple(opt.tolerance(e.dtype) for e in expected))
+
+    def _request(self, data, library, base):
+        key, inputs, expected, tolerances = data
+        opt = self.option
+        return RunRequest(library, key, inputs, expected, tolerances, opt.check, opt.number,
+                          opt.repeat, opt.min_repeat_ms, opt.warmup, self.threads, opt.timeout,
+                          None if base is None else base.library)
+
+    def _replies(self, requests):
+        if self.option.executor is None:
+            return (self._runner.run(req) for req in requests)
+        futures = [self.option.executor.submit(run_request, req) for req in requests]
+        return (_reply(f) for f in futures)
+
+    # --- the baseline
+    def set_baseline_scale(self, task, seconds):
+        """Use ``seconds`` (e.g. the database's record of the baseline) as the reference time
+        of ``task``'s baseline instead of measuring it."""
+        if not seconds > 0:
+            raise ValueError(f"set_baseline_scale: {task.key}: seconds must be > 0, got "
+                             f"{seconds!r}")
+        self._scales[task.key] = float(seconds)
+        if self._baselines.get(task.key) is not None:
+            self._baselines[task.key] = self._baselines[task.key]._replace(scale=seconds)
+
+    def baseline(self, task):
+        """The task's ``Baseline`` (built and calibrated on first use), or None when the task
+        has none or it cannot be measured; costs are then absolute times."""
+        if task.key not in self._baselines:
+            self._baselines[task.key] = self._make_baseline(task)
+        return self._baselines[task.key]
+
+    def _make_baseline(self, task):
+        config = task.baseline_config() if hasattr(task, "baseline_config") else None
+        if config is None:
+            return None
+        (b,) = self.build(task, [config])
+        if b.error_no != MeasureErrorNo.NO_ERROR:
+            log.warning("%s: its baseline (default schedule) does not build, so times are not "
+                        "paired: %s", task.key, b.error_msg)
+            return None
+        scale = self._scales.get(task.key)
+        if scale is None:
+            data = self._data(task)
+            costs = []
+            for reply in self._replies([self._request(data, b.library, None)] * CALIBRATION_RUNS):
+                if reply.error_no != MeasureErrorNo.NO_ERROR:
+                    log.warning("%s: its baseline (default schedule) failed to run, so times "
+                                "are not paired: %s", task.key, reply.error_msg)
+                    return None
+                costs.append(statistics.median(reply.costs))
+            scale = statistics.median(costs)
+        return Baseline(b.library, scale)
 
 
 def _reply(future):
@@ -300,6 +380,7 @@ def measure_batch(task, configs, option=None):
 
 __all__ = [
     "TOLERANCES",
+    "Baseline",
     "BuildResult",
     "MeasureErrorNo",
     "MeasureInput",

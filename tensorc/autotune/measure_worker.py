@@ -57,7 +57,8 @@ class MeasureErrorNo(enum.IntEnum):
 class RunRequest(NamedTuple):
     """Everything a run child needs, as plain data (no task, no template): it can travel to
     another machine. ``inputs``/``expected`` may be None when the child already holds the data
-    of ``data_key``; ``tolerances`` has one (rtol, atol) per output."""
+    of ``data_key``; ``tolerances`` has one (rtol, atol) per output. ``baseline``: another
+    build of the same task, timed alternately with the candidate (see ``paired_times``)."""
     library: bytes
     data_key: str
     inputs: tuple | None
@@ -70,6 +71,7 @@ class RunRequest(NamedTuple):
     warmup: int
     threads: int
     timeout: float
+    baseline: bytes | None = None
 
 
 class RunReply(NamedTuple):
@@ -77,6 +79,7 @@ class RunReply(NamedTuple):
     error_no: int
     error_msg: str
     wall: float = 0.0  # seconds the run took end to end, transfers and restarts included
+    baseline_costs: tuple[float, ...] = ()  # the baseline's time in each round, when paired
 
 
 # ------------------------------------------------------------------------------ parent side
@@ -336,10 +339,11 @@ def serve(conn, handler):
 
 
 class Evaluator:
-    """The run child's state: the current task's inputs and expected outputs.
+    """The run child's state: the current task's inputs and expected outputs, and the baseline
+    library candidates are timed against.
 
     Each candidate is unloaded (dlclose) once measured: its library's destructor joins its
-    thread pool, so a long-lived child holds one pool at a time, not one per candidate. That
+    thread pool, so a long-lived child holds one pool at a time besides the baseline's. That
     is safe because the thread count is fixed for the child's life (``TENSORC_NUM_THREADS``,
     set by ``Runner``): nothing ever writes to an unloaded library's globals.
     """
@@ -347,26 +351,42 @@ class Evaluator:
     def __init__(self, directory):
         self._directory = directory
         self._data_key, self._data = None, None
+        self._baseline = None  # (digest, library handle, Module)
 
     def __call__(self, request):
-        # Named by content: the loader matches libraries by path, so reusing one name could
-        # hand back a previous candidate that failed to unload.
-        path = os.path.join(self._directory,
-                            f"{hashlib.sha256(request.library).hexdigest()[:32]}.so")
         library = None
         try:
-            with open(path, "wb") as f:
-                f.write(request.library)
-            library = ctypes.CDLL(path)
-            os.unlink(path)  # the loaded mapping stays valid
-            return self._evaluate(Module.from_library(path, library=library), request)
+            library, module = self._load(request.library)
+            baseline = None if request.baseline is None else self._load_baseline(request.baseline)
+            return self._evaluate(module, baseline, request)
         except Exception as e:  # noqa: BLE001 - reported as this candidate's runtime error
             return RunReply((), MeasureErrorNo.RUNTIME_ERROR, f"{type(e).__name__}: {e}")
         finally:
             if library is not None:
                 _ctypes.dlclose(library._handle)
 
-    def _evaluate(self, module, request):
+    def _load(self, data, prefix=""):
+        # Named by content: the loader matches libraries by path, so reusing one name could
+        # hand back a previous candidate that failed to unload (or the baseline, held loaded).
+        path = os.path.join(self._directory,
+                            f"{prefix}{hashlib.sha256(data).hexdigest()[:32]}.so")
+        with open(path, "wb") as f:
+            f.write(data)
+        library = ctypes.CDLL(path)
+        os.unlink(path)  # the loaded mapping stays valid
+        return library, Module.from_library(path, library=library)
+
+    def _load_baseline(self, data):
+        digest = hashlib.sha256(data).hexdigest()
+        if self._baseline is None or self._baseline[0] != digest:
+            if self._baseline is not None:
+                _ctypes.dlclose(self._baseline[1]._handle)
+                self._baseline = None
+            library, module = self._load(data, prefix="baseline-")
+            self._baseline = (digest, library, module)
+        return self._baseline[2]
+
+    def _evaluate(self, module, baseline, request):
         if request.inputs is not None:
             self._data_key, self._data = request.data_key, (request.inputs, request.expected)
         if self._data_key != request.data_key:
@@ -379,10 +399,51 @@ class Evaluator:
             wrong = _mismatch(fn.params, args, expected, request.tolerances)
             if wrong:
                 return RunReply((), MeasureErrorNo.WRONG_ANSWER, wrong)
-        for _ in range(request.warmup - 1):  # time_evaluator makes one warm-up call itself
+        for _ in range(request.warmup - 1):  # the timers make one warm-up call themselves
             fn(*args)
-        timer = module.time_evaluator(request.number, request.repeat, request.min_repeat_ms)
-        return RunReply(timer(*args).results, MeasureErrorNo.NO_ERROR, "")
+        if baseline is None:
+            timer = module.time_evaluator(request.number, request.repeat, request.min_repeat_ms)
+            return RunReply(timer(*args).results, MeasureErrorNo.NO_ERROR, "")
+        base = baseline.get_function(baseline.entry_name)
+        if [(p.dtype, tuple(p.shape)) for p in base.params] != \
+                [(p.dtype, tuple(p.shape)) for p in fn.params]:
+            raise ValueError("the baseline takes other arguments than the candidate")
+        costs, base_costs = paired_times(fn, base, args, request.number, request.repeat,
+                                         request.min_repeat_ms)
+        return RunReply(costs, MeasureErrorNo.NO_ERROR, "", baseline_costs=base_costs)
+
+
+def paired_times(fn, base, args, number, repeat, min_repeat_ms):
+    """Seconds per call of ``fn`` and of ``base`` in each of ``repeat`` rounds, the two timed
+    back to back (which goes first alternates).
+
+    A shared machine's speed drifts by tens of percent over seconds (other tenants, clocks)
+    while staying steady for a few milliseconds: the same kernel measured in two runs a second
+    apart differed by 40% here, while the ratio of two kernels timed back to back varied by a
+    few percent. The ratio cost/base is what a tuner can trust.
+    """
+    addresses = fn.check(args)
+    fn.call_checked(addresses)
+    base.call_checked(addresses)
+    counts = {}
+    for f in (fn, base):  # calls per timed run: doubled until one lasts min_repeat_ms
+        n = number
+        while _timed(f, addresses, n) * 1e3 < min_repeat_ms:
+            n *= 2
+        counts[f] = n
+    times = {fn: [], base: []}
+    for r in range(repeat):
+        for f in ((fn, base) if r % 2 == 0 else (base, fn)):
+            f.call_checked(addresses)  # untimed: wakes its thread pool, reloads its caches
+            times[f].append(_timed(f, addresses, counts[f]) / counts[f])
+    return tuple(times[fn]), tuple(times[base])
+
+
+def _timed(fn, addresses, n):
+    start = time.perf_counter()
+    for _ in range(n):
+        fn.call_checked(addresses)
+    return time.perf_counter() - start
 
 
 def _arguments(params, inputs, expected):

@@ -174,6 +174,11 @@ class Task:
                         "ignoring it", self.key, e)
             return None
 
+    def baseline_config(self):
+        """The point every measured candidate is timed against (``MeasureOption.paired``): the
+        space's first point, which the built-in templates make their default schedule."""
+        return self.config_space.get(0)
+
     def instantiate_best(self):
         """(schedule, tensors) with the best recorded config, else the space's first point."""
         from .dispatch import warn_missing

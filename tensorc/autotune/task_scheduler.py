@@ -8,7 +8,9 @@ Ansor's task scheduler, without its gradient terms across similar tasks.
 
 Each task's default schedule (the ``DEFAULT`` record of a model task) is measured first, so
 the best latency starts at what the model runs untuned and a tuned kernel counts only when
-it beats it.
+it beats it. After the trials, each task's best few configurations and its default are
+measured again (``verify.verify_best``), and the reported latencies are those pooled
+measurements, not the search's single ones.
 """
 import logging
 import statistics
@@ -16,6 +18,7 @@ import statistics
 from .graph_tasks import DEFAULT, DefaultConfig
 from .measure import Measurer
 from .tuner import GridSearchTuner, RandomTuner, XGBTuner, _Injected, _open_database
+from .verify import baseline_scale, verify_best
 
 log = logging.getLogger("tensorc.autotune")
 
@@ -31,6 +34,7 @@ class TaskState:
     def __init__(self, task, tuner):
         self.task, self.tuner = task, tuner
         self.default_cost = None
+        self._settled_tuned = None
         self.gain = 1.0
 
     @property
@@ -43,6 +47,8 @@ class TaskState:
 
     @property
     def tuned_cost(self):
+        if self._settled_tuned is not None:
+            return self._settled_tuned
         best = self.tuner.best_flops
         return self.task.flop / best if best else None
 
@@ -51,6 +57,17 @@ class TaskState:
         costs = [c for c in (self.default_cost, self.tuned_cost) if c]
         return min(costs) if costs else None
 
+    def settle(self, database):
+        """Take the default and tuned latencies from the database's pooled records."""
+        default, tuned = None, None
+        for rec in database.ranked(self.task.key, self.task.target):
+            if rec.config == DEFAULT:
+                default = default or rec.median_cost
+            else:
+                tuned = tuned or rec.median_cost
+        self.default_cost = default or self.default_cost
+        self._settled_tuned = tuned
+
     def row(self):
         return {"task": self.task.key, "weight": self.weight, "trials": self.trials,
                 "default_s": self.default_cost, "best_s": self.best_cost,
@@ -58,10 +75,12 @@ class TaskState:
 
 
 def tune_tasks(tasks, trials, db, tuner="xgb", measure_option=None, batch_size=16,
-               early_stopping=None, progress=True, measure=None, seed=0):
+               early_stopping=None, progress=True, measure=None, seed=0, verify=3):
     """Spread ``trials`` measurements over ``tasks`` (see the module docstring), recording
-    every result in ``db``; resumes from the records already there. Returns one dict per
-    task: key, weight, trials, default / tuned / best seconds."""
+    every result in ``db``; resumes from the records already there. ``verify``: how many of
+    each task's best configurations are re-measured (with the default) until each has 3
+    measurements; 0 skips it. Returns one dict per task: key, weight, trials, default / tuned
+    / best seconds (pooled medians from the database)."""
     if tuner not in TUNERS:
         raise ValueError(f"tune_tasks: unknown tuner {tuner!r}; choose from {sorted(TUNERS)}")
     database, own_db = _open_database(db)
@@ -84,7 +103,7 @@ def tune_tasks(tasks, trials, db, tuner="xgb", measure_option=None, batch_size=1
             before = st.best_cost
             n = min(batch_size, trials - spent)
             st.tuner.tune(st.trials + n, db=database, measure=measurer.measure, progress=False,
-                          batch_size=n)
+                          batch_size=n, verify=0)
             after = st.best_cost
             st.gain = (before - after) / before if before and after else 1.0
             done = sum(s.trials for s in states) - spent
@@ -93,6 +112,9 @@ def tune_tasks(tasks, trials, db, tuner="xgb", measure_option=None, batch_size=1
                 bar.update(done)
             if done == 0:
                 st.gain = -1.0            # nothing left to propose for this task
+        for st in states if database is not None else ():
+            verify_best(st.task, database, measurer, top=verify)
+            st.settle(database)
     finally:
         if bar is not None:
             bar.close()
@@ -115,13 +137,13 @@ def _stopped(st, early_stopping):
 def _default_cost(task, database, measurer):
     """The measured median latency of the task's default schedule, measured now unless the
     database has it; None for a task without one (a plain template)."""
+    scale = baseline_scale(task, database)
+    if scale is not None and hasattr(measurer, "set_baseline_scale"):
+        measurer.set_baseline_scale(task, scale)
     if not hasattr(task, "group"):
         return None
-    from .database import target_key
-    key = target_key(task.target)
-    for rec in database.records(task.key):
-        if rec.config == DEFAULT and rec.target_key == key and rec.error_no == 0:
-            return statistics.median(rec.costs)
+    if scale is not None:
+        return scale
     (res,) = measurer.measure(task, [DefaultConfig()])
     database.add_result(task, dict(DEFAULT), res, index=-1)
     if res.error_no != 0:

@@ -30,6 +30,7 @@ from .feature_pool import FeaturePool
 from .measure import MeasureInput, Measurer, MeasureResult
 from .sa import SimulatedAnnealing
 from .space import SpaceError
+from .verify import baseline_scale, verify_best
 
 log = logging.getLogger("tensorc.autotune")
 
@@ -136,16 +137,13 @@ class Tuner:
             except SpaceError as e:
                 log.debug("%s: ignoring a record that no longer fits the space (%s)", key, e)
                 continue
-            if index in self.visited:
-                continue
-            kept = mine.get(index)
-            if kept is None or cost_of(rec) < cost_of(kept):
-                mine[index] = rec
+            if index not in self.visited:
+                mine.setdefault(index, []).append(rec)
         if others:
             self._load_other_tasks(others)
         if mine:
             self.update([MeasureInput(self.task, self.space.get(i)) for i in mine],
-                        [_result_of(rec) for rec in mine.values()])
+                        [_pooled_result(recs) for recs in mine.values()])
             log.info("%s: resumed from %d earlier trials (best %.2f GFLOPS)", key, len(mine),
                      self.best_flops / 1e9)
         return len(mine)
@@ -155,7 +153,7 @@ class Tuner:
 
     # --- the loop
     def tune(self, n_trial, db=None, early_stopping=None, measure_option=None, callbacks=(),
-             progress=True, measure=None, batch_size=None):
+             progress=True, measure=None, batch_size=None, verify=3):
         """Measure until the history holds ``n_trial`` trials (records resumed from ``db``
         included), the space is exhausted, or ``early_stopping`` trials in a row brought no
         improvement.
@@ -164,7 +162,9 @@ class Tuner:
         earlier run resumes. ``measure``: a callable ``(task, configs) -> [MeasureResult]``
         replacing real measurement (``measure_option`` configures the real one, a
         ``Measurer`` kept for the whole run). ``callbacks``: called as ``cb(tuner, inputs,
-        results)`` after each batch, with ``MeasureInput`` objects as inputs.
+        results)`` after each batch, with ``MeasureInput`` objects as inputs. ``verify``: with
+        ``db``, how many of the best configurations are re-measured at the end, with the
+        baseline, until each has 3 measurements (``verify.py``); 0 skips it.
         Returns the tuner.
         """
         if n_trial < 0:
@@ -191,8 +191,7 @@ class Tuner:
                 if not configs:
                     break
                 if measurer is None:   # started only once there is something to measure
-                    measurer = _Injected(measure) if measure is not None else \
-                        Measurer(measure_option)
+                    measurer = self._measurer(measure, measure_option, database)
                 results = list(measurer.measure(self.task, configs))
                 if len(results) != len(configs):
                     raise RuntimeError(f"tune: the measurer returned {len(results)} results "
@@ -208,6 +207,10 @@ class Tuner:
                 for callback in callbacks:
                     callback(self, inputs, results)
                 bar.advance(len(configs))
+            if database is not None and verify and self.history:
+                if measurer is None:
+                    measurer = self._measurer(measure, measure_option, database)
+                verify_best(self.task, database, measurer, top=verify)
         finally:
             if bar is not None:
                 bar.close()
@@ -217,6 +220,15 @@ class Tuner:
                 database.close()
             self.close()
         return self
+
+    def _measurer(self, measure, option, database):
+        if measure is not None:
+            return _Injected(measure)
+        measurer = Measurer(option)
+        scale = baseline_scale(self.task, database) if database is not None else None
+        if scale is not None:   # a resumed run measures in the first run's unit
+            measurer.set_baseline_scale(self.task, scale)
+        return measurer
 
     def close(self):
         """Release what planning holds between batches (``tune`` calls it when it returns);
@@ -233,9 +245,14 @@ def _records_of(source):
     return list(source)
 
 
-def _result_of(record):
-    return MeasureResult(costs=tuple(record.costs), error_no=record.error_no,
-                         error_msg=record.error_msg, all_cost=0.0, timestamp=record.timestamp)
+def _pooled_result(records):
+    """One point's records as one result: every successful cost pooled (re-measurements
+    count, as in ``TuningDatabase.ranked``), else the last failure."""
+    ok = [r for r in records if r.error_no == 0 and r.costs]
+    last = (ok or records)[-1]
+    costs = tuple(c for r in ok for c in r.costs) if ok else tuple(last.costs)
+    return MeasureResult(costs=costs, error_no=last.error_no, error_msg=last.error_msg,
+                         all_cost=0.0, timestamp=last.timestamp)
 
 
 def _open_database(db):

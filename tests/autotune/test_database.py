@@ -129,8 +129,23 @@ def test_top_k_distinct_configs(tmp_path):
         db.add_result(MATMUL, {"tile": [-1, 32]}, failed())
         top = db.top_k(MATMUL.key, 3)
         assert [r.config["tile"][1] for r in top] == [16, 4, 8]
-        assert top[2].median_cost == 0.2  # each config by its best record
+        assert top[2].median_cost == pytest.approx(0.25)  # both measurements of tile 8 pooled
+        assert top[2].costs == (0.3, 0.2)
         assert len(db.top_k(MATMUL.key, 10)) == 4
+        assert db.measurements(MATMUL.key, {"tile": [-1, 8]}) == 2
+        assert db.measurements(MATMUL.key, {"tile": [-1, 32]}) == 0  # failed: not counted
+
+
+def test_a_remeasured_config_ranks_by_all_its_measurements(tmp_path):
+    with TuningDatabase(tmp_path / "t.db") as db:
+        db.add_result(MATMUL, {"tile": [-1, 4]}, ok(0.10, t=1.0))   # a lucky first measurement
+        db.add_result(MATMUL, {"tile": [-1, 8]}, ok(0.11, t=2.0))
+        assert db.best(MATMUL.key).config == {"tile": [-1, 4]}
+        for t in (3.0, 4.0):
+            db.add_result(MATMUL, {"tile": [-1, 4]}, ok(0.13, t=t))
+        best = db.best(MATMUL.key)
+        assert best.config == {"tile": [-1, 8]}
+        assert db.ranked(MATMUL.key)[1].median_cost == pytest.approx(0.13)
 
 
 def _write_many(path, worker, n, barrier):

@@ -68,7 +68,7 @@ def fake_candidate(tmp_path, template, body, name="fake"):
     meta = dict(template.metadata, entry="fake",
                 functions=[{"name": "fake", "params": template.params}])
     src = tmp_path / f"{name}.c"
-    src.write_text("#include <stdint.h>\n#include <stdlib.h>\n"
+    src.write_text("#include <stdint.h>\n#include <stdlib.h>\n#include <time.h>\n"
                    "int32_t __tensorc_num_threads = 0;\n"
                    f"const char __tensorc_metadata[] = {json.dumps(json.dumps(meta))};\n"
                    f"int32_t fake(float *a, float *b, float *c) {{ {body} }}\n")
@@ -201,3 +201,35 @@ def test_tolerance_scales_with_the_outputs_magnitude():
     ints = np.arange(6, dtype=np.int32)
     assert _mismatch([Param("I", (6,), "int32", True)], [ints + (ints == 5)], [ints],
                      [(0.5, 0.5)]).startswith("output #0 'I': 1 of 6 elements differ")
+
+
+def test_costs_are_timed_against_the_baseline(tmp_path):
+    task = autotune.create_task("test_measure.matmul", (24, 40, 16))
+    with Measurer(MeasureOption(repeat=3, min_repeat_ms=2.0)) as m:
+        base = m.baseline(task)
+        assert base is not None and base.scale > 0
+        good = m.build(task, [0])[0]
+        # the baseline's own code, timed against itself: a ratio near 1 in the baseline's unit
+        (same,) = m.run(task, [good])
+        assert len(same.costs) == 3 and 0.2 < same.cost / base.scale < 5
+        # a correct candidate that also sleeps 20 ms per call costs far more
+        a, b = good.params[0]["shape"], good.params[1]["shape"]
+        body = (f"for (int i = 0; i < {a[0]}; i++) for (int j = 0; j < {b[1]}; j++) {{"
+                f" float s = 0; for (int k = 0; k < {a[1]}; k++)"
+                f" s += a[i * {a[1]} + k] * b[k * {b[1]} + j]; c[i * {b[1]} + j] = s; }}"
+                " struct timespec t = {0, 20000000}; nanosleep(&t, 0); return 0;")
+        slow = fake_candidate(tmp_path, good, body, "slow")
+        (res,) = m.run(task, [slow])
+        assert res.error_no == E.NO_ERROR, res.error_msg
+        assert res.cost / same.cost > 50   # ~20 ms against microseconds, in any unit
+        m.set_baseline_scale(task, 1.0)   # a database's unit: costs become ratios to it
+        (ratio,) = m.run(task, [good])
+        assert 0.2 < ratio.cost < 5
+
+
+def test_unpaired_costs_are_absolute_times():
+    task = autotune.create_task("test_measure.matmul", (24, 40, 16))
+    with Measurer(MeasureOption(**FAST, paired=False)) as m:
+        (res,) = m.measure(task, [0])
+        assert res.error_no == E.NO_ERROR and 0 < res.cost < 0.01
+        assert m._baselines == {}
