@@ -6,7 +6,8 @@ deduplication of identical groups, storage planning, the ``ExecutionPlan``); onl
 schedule differs -- the default GPU schedule (``ops.schedule_for_gpu``) lowered with the GPU
 passes. Each distinct kernel PrimFunc ``<model>_<k>_<ops>`` becomes CUDA C
 (``codegen.cuda.emit_cuda``: kernels ``<model>_<k>_<ops>_kernelN``), and all of them form one
-translation unit, compiled once (nvcc for "cuda", g++ and the emulation header for "cuda-emu").
+translation unit, compiled once (NVRTC or nvcc for "cuda", see ``codegen.cuda_compile``; g++ and
+the emulation header for "cuda-emu").
 The plan then says which kernels to launch, in order, on which buffers; a
 ``runtime.cuda_graph_module.CudaGraphModule`` runs it.
 """

@@ -140,10 +140,12 @@ class EmuModule:
     """A CUDA source compiled for the CPU: ``m(*arrays)`` checks the arrays and runs every kernel.
 
     ``order`` ("forward" or "reverse") is the order in which the threads of a block run between
-    barriers; a call may override it with ``order=``.
+    barriers; a call may override it with ``order=``. ``library`` is the loaded ctypes library
+    (a saved cuda-emu model stores its file).
     """
 
     def __init__(self, cuda_source, library, output_params=()):
+        self.library = library
         self.source = cuda_source
         self.name = cuda_source.name
         self.kernels = tuple(cuda_source.kernels)

@@ -8,20 +8,32 @@ and one allocation per storage token; a kernel parameter views ``shape``/``dtype
 offset of its buffer, so aliases (free reshapes) need nothing at run time, as on the CPU.
 
 - "cuda": through pycuda, imported on the first call (``cuda_status()`` must be "ready"). The
-  cubin comes from nvcc (at construction when nvcc is on PATH, so ``resource_usage`` -- ptxas's
-  registers, shared memory and spills per kernel -- needs no GPU). Device buffers are allocated
-  once; a call uploads the inputs, launches every kernel in plan order and downloads the outputs.
+  cubin comes from NVRTC or nvcc (``codegen.cuda_compile``; at construction when one is usable,
+  so ``resource_usage`` -- ptxas's registers, shared memory and spills per kernel -- needs no
+  GPU). Device buffers are allocated once; a call uploads the inputs, launches every kernel in
+  plan order and downloads the outputs.
 - "cuda-emu": the same source built by ``cuda_emu`` for the CPU, as ONE EmuModule whose
   parameters are every (call, kernel parameter) pair of the plan, so a single emulator call
   launches the whole model. Its buffers are host memory aligned like cudaMalloc's. ``order``
   ("forward" / "reverse") picks the order the threads of a block run in.
 
+``mod.save(path)`` writes the model as one file and ``load_cuda_graph_module`` (or
+``tensorc.load``) reads it back without compiling: a zip archive (see ``save_model``) where the
+CPU model's file is its shared object, since a "cuda" model's machine code is cubins, one per
+architecture, loaded by the driver rather than the dynamic linker.
+
 ``poison_storage = True`` fills the storage tokens and the outputs with 0xFF bytes (NaN for
 floats) before every run, so an element no kernel writes shows up in the result.
 """
+import hashlib
+import io
+import json
 import math
-import shutil
+import os
+import re
 import threading
+import zipfile
+from typing import NamedTuple
 
 import numpy as np
 
@@ -53,6 +65,13 @@ def _bytes_of(a):
     return a.reshape(-1).view(np.uint8)
 
 
+class Cubin(NamedTuple):
+    """A cubin for one architecture, what ptxas reported for it, and who compiled it."""
+    data: bytes
+    resource_usage: dict
+    compiler: str
+
+
 def flat_source(name, text, sources, plan):
     """The model as one CudaSource the emulator runs in a single call: one parameter per
     (call, kernel parameter) of the plan, named ``c<call>_<param>``, and every call's
@@ -72,11 +91,15 @@ class CudaGraphModule(ModelSignature):
 
     ``text``: the translation unit; ``sources``: kernel PrimFunc name -> its CudaSource (launch
     dimensions and parameters); ``plan``: the ExecutionPlan over those kernels; ``target``:
-    "cuda" or "cuda-emu"; ``arch``: the sm_XX nvcc compiles for (default sm_80).
+    "cuda" or "cuda-emu"; ``arch``: the sm_XX the cubin is for (default sm_80); ``compiler``:
+    "nvrtc", "nvcc" or None for ``cuda_compile.choose_compiler``'s pick. A loaded model passes
+    what its file holds instead of compiling: ``cubins`` (arch -> Cubin) or ``emu_library`` (the
+    cuda-emu shared library, a ctypes library).
     """
 
-    def __init__(self, text, sources, plan, target="cuda", arch=None):
-        from ..codegen.cuda_compile import DEFAULT_ARCH
+    def __init__(self, text, sources, plan, target="cuda", arch=None, compiler=None,
+                 cubins=None, emu_library=None):
+        from ..codegen.cuda_compile import DEFAULT_ARCH, check_arch, compiler_available
         if target not in ("cuda", "cuda-emu"):
             raise ValueError(f"CudaGraphModule: target must be 'cuda' or 'cuda-emu', got "
                              f"{target!r}")
@@ -84,7 +107,8 @@ class CudaGraphModule(ModelSignature):
         self.sources = dict(sources)
         self.plan = plan
         self.target = target
-        self.arch = arch or DEFAULT_ARCH
+        self.arch = check_arch(arch or DEFAULT_ARCH)
+        self.compiler = compiler
         self.entry_name = plan.name
         self.inputs = tuple(TensorInfo(n, tuple(s), d) for n, s, d in plan.inputs)
         self.outputs = tuple(TensorInfo(n, tuple(s), d) for n, s, d in plan.outputs)
@@ -94,24 +118,29 @@ class CudaGraphModule(ModelSignature):
         self._params = [self.sources[c.func].params for c in plan.calls]
         self._check_offsets()
         self._lock = threading.Lock()
-        self._compiled = None
+        self._cubins = dict(cubins or {})
+        self.path = None  # the file a loaded model came from
         self._device = None
         self._emu = None
         if target == "cuda-emu":
-            from .cuda_emu import build_emu
+            from .cuda_emu import EmuModule, build_emu
+            flat = flat_source(plan.name, text, self.sources, plan)
             # Nothing is declared written: the per-argument overlap check would refuse the
             # storage reuse between calls; ExecutionPlan.validate checked each call instead.
-            self._emu = build_emu(flat_source(plan.name, text, self.sources, plan), ())
+            self._emu = EmuModule(flat, emu_library) if emu_library else build_emu(flat, ())
             self._consts = [_aligned_bytes(np.asarray(a).nbytes) for _, a in plan.constants]
             for buf, (_, a) in zip(self._consts, plan.constants):
                 buf[...] = _bytes_of(np.ascontiguousarray(a))
                 buf.setflags(write=False)
             self._storage = [_aligned_bytes(n) for n in plan.storage]
-        elif shutil.which("nvcc"):
+        elif self.arch not in self._cubins and compiler_available(compiler):
             self._compile()
 
     def _check_offsets(self):
         for c, (call, params) in enumerate(zip(self.plan.calls, self._params)):
+            if len(call.args) != len(params):
+                raise ValueError(f"call #{c} ({call.func}) passes {len(call.args)} buffers; the "
+                                 f"kernel has {len(params)} parameters")
             for ref, (pname, _, _) in zip(call.args, params):
                 if ref.offset % _ARG_ALIGN:
                     raise ValueError(f"call #{c} ({call.func}), parameter {pname!r}: byte offset "
@@ -130,23 +159,35 @@ class CudaGraphModule(ModelSignature):
             raise ValueError(f"a {self.target} model has only 'cuda' source, not {fmt!r}")
         return self.text
 
-    def _compile(self):
-        if self._compiled is None:
-            from ..codegen.cuda_compile import compile_cubin
-            self._compiled = compile_cubin(self.text, self.arch)
-        return self._compiled
+    def _compile(self, arch=None):
+        """The Cubin for ``arch`` (default ``self.arch``), compiled on first use."""
+        arch = arch or self.arch
+        if arch not in self._cubins:
+            from ..codegen.cuda_compile import choose_compiler, compile_cubin
+            compiler = choose_compiler(self.compiler)
+            data, usage = compile_cubin(self.text, arch, compiler)
+            self._cubins[arch] = Cubin(data, usage, compiler)
+        return self._cubins[arch]
+
+    @property
+    def cubins(self):
+        """{arch: Cubin} compiled (or loaded) so far."""
+        return dict(self._cubins)
 
     @property
     def resource_usage(self):
         """{CUDA kernel: {"registers", "shared_bytes", "spill_stores", "spill_loads"}} from
-        ptxas for ``arch`` (needs nvcc, not a GPU)."""
-        return self._compile()[1]
+        ptxas for ``arch`` (needs NVRTC or nvcc, not a GPU; a loaded model has it saved)."""
+        return self._compile().resource_usage
 
-    def save(self, path):
-        raise NotImplementedError(
-            f"{self.entry_name}: saving a {self.target} model is not supported yet (a file "
-            "format holding the CUDA source, the plan and the constants is missing); compile "
-            "the graph again, or save the CPU build of tensorc.compile(graph)")
+    def save(self, path, archs=()):
+        """Write the model as one file: the CUDA source, the launch metadata, the plan, the
+        constants, and the cubins for ``arch`` plus ``archs`` ("cuda"; compiled now where
+        missing) or the emulator's shared library ("cuda-emu"); returns the path.
+
+        ``tensorc.load(path)`` loads it back without compiling.
+        """
+        return save_model(self, path, archs)
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -226,8 +267,28 @@ class CudaGraphModule(ModelSignature):
                                "install the [cuda] extra (pip install tensorc[cuda]) on a machine "
                                "with an NVIDIA GPU and driver, or compile with target='cuda-emu' "
                                "to run the same CUDA source on the CPU")
-        self._device = _Device(self, self._compile()[0])
+        self._device = _Device(self, self._gpu_cubin())
         return self._device
+
+    def _gpu_cubin(self):
+        """A cubin the current GPU runs: its own architecture's, else a compatible one held,
+        else one compiled for it now."""
+        from ..driver import _default_arch
+        device = _default_arch()
+        usable = [a for a in (device, self.arch, *self._cubins)
+                  if a in self._cubins and _runs_on(a, device)]
+        return self._compile(usable[0] if usable else device).data
+
+
+def _runs_on(arch, device):
+    """Whether a cubin for ``arch`` runs on a GPU of architecture ``device`` (as the driver
+    reports it: plain sm_XX). SASS runs on the same major version and a minor at least its
+    own; an sm_XXa/f cubin only on XX."""
+    (major, minor, suffix), (d_major, d_minor, _) = (
+        re.match(r"sm_(\d+)(\d)([af]?)$", a).groups() for a in (arch, device))
+    if suffix:
+        return arch.rstrip("af") == device.rstrip("af")
+    return major == d_major and int(minor) <= int(d_minor)
 
 
 class _Device:
@@ -272,3 +333,172 @@ class _Device:
         self.copies = [(self.pools["output"][k], pointer(src), n)
                        for k, (src, n) in enumerate(zip(plan.output_sources, out_sizes))
                        if src is not None and n]
+
+
+# -- files -------------------------------------------------------------------------------------
+
+FORMAT = "tensorc-cuda-model"
+FORMAT_VERSION = 1
+_META, _SOURCE = "model.json", "kernels.cu"
+
+
+def _ref(r):
+    return None if r is None else [r.kind, int(r.index), int(r.offset)]
+
+
+def _tensors(entries):
+    return [{"name": n, "shape": [int(d) for d in s], "dtype": str(d)} for n, s, d in entries]
+
+
+def save_model(mod, path, archs=()):
+    """Write ``mod`` (a CudaGraphModule) to ``path`` as a zip archive of:
+
+    - ``model.json``: format, tensorc version, target, arch, the plan (inputs, outputs,
+      constants' names/shapes/dtypes, storage sizes, calls and output sources as
+      ``[kind, index, offset]``) and per kernel PrimFunc its parameters and launches;
+    - ``kernels.cu``: the translation unit; ``const/<k>.npy``: the constants;
+    - ``cubin/<arch>.cubin`` with each one's compiler and ptxas report in ``model.json``
+      ("cuda"), or ``emu/model.so``, the emulator's library ("cuda-emu").
+    """
+    from .. import __version__
+    from ..codegen.cuda_compile import check_arch
+    from .module import atomic_write
+    path = os.fspath(path)
+    archs = list(dict.fromkeys([mod.arch, *(check_arch(a) for a in archs)]))
+    if mod.target == "cuda-emu" and archs != [mod.arch]:
+        raise ValueError(f"{mod.entry_name}.save(): a cuda-emu model holds no cubins; leave "
+                         "archs out, or save a target='cuda' build")
+    plan = mod.plan
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "tensorc_version": __version__,
+            "target": mod.target, "arch": mod.arch, "entry": plan.name,
+            "inputs": _tensors(plan.inputs), "outputs": _tensors(plan.outputs),
+            "constants": [], "storage": [int(n) for n in plan.storage],
+            "calls": [{"func": c.func, "args": [_ref(r) for r in c.args]} for c in plan.calls],
+            "output_sources": [_ref(r) for r in plan.output_sources],
+            "sources": {f: {"name": src.name, "text": src.text,
+                            "params": [[n, [int(d) for d in s], str(d)] for n, s, d in src.params],
+                            "kernels": [{"name": k.name, "grid": [int(d) for d in k.grid],
+                                         "block": [int(d) for d in k.block],
+                                         "args": list(k.args), "shared_bytes": int(k.shared_bytes)}
+                                        for k in src.kernels]}
+                        for f, src in mod.sources.items()},
+            "cubins": {}}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(_SOURCE, mod.text)
+        for k, (name, a) in enumerate(plan.constants):
+            a = np.asarray(a)
+            meta["constants"].append({"name": name, "shape": list(a.shape), "dtype": a.dtype.name,
+                                      "file": f"const/{k}.npy"})
+            npy = io.BytesIO()
+            np.save(npy, a, allow_pickle=False)
+            z.writestr(f"const/{k}.npy", npy.getvalue())
+        if mod.target == "cuda":
+            for arch in archs:
+                cubin = mod._compile(arch)
+                meta["cubins"][arch] = {"file": f"cubin/{arch}.cubin", "compiler": cubin.compiler,
+                                        "resource_usage": cubin.resource_usage}
+                z.writestr(f"cubin/{arch}.cubin", cubin.data)
+        else:
+            with open(mod._emu.library._name, "rb") as f:
+                z.writestr("emu/model.so", f.read())
+        z.writestr(_META, json.dumps(meta, indent=1, sort_keys=True))
+    atomic_write(path, buf.getvalue())
+    return path
+
+
+def is_model_file(path):
+    """Whether ``path`` is a file ``save_model`` wrote (a zip archive; a CPU model is ELF)."""
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def load_cuda_graph_module(path):
+    """A CudaGraphModule from a file ``save_model`` wrote; compiles nothing.
+
+    Loading needs no GPU: a "cuda" model's source, plan, cubins and ``resource_usage`` are all
+    there, and only a call asks for a device (raising RuntimeError, as for a fresh build, where
+    none is usable). A "cuda-emu" model loads its stored library, or rebuilds it from the saved
+    source when this machine cannot load that file (another CPU architecture).
+    """
+    from ..codegen.cuda_source import CudaSource, KernelLaunch
+    from ..graph.plan import BufferRef, ExecutionPlan, KernelCall
+    path = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        z = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"{path} is not a saved CUDA model ({e})") from e
+    with z:
+        try:
+            meta = json.loads(z.read(_META))
+        except KeyError:
+            raise ValueError(f"{path} is a zip archive but not a saved tensorc CUDA model "
+                             f"(it has no {_META})") from None
+        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: format {meta.get('format')!r} version "
+                             f"{meta.get('format_version')!r} is not {FORMAT!r} version "
+                             f"{FORMAT_VERSION}, which this tensorc reads")
+
+        def ref(r):
+            return None if r is None else BufferRef(r[0], int(r[1]), int(r[2]))
+
+        plan = ExecutionPlan(
+            meta["entry"],
+            inputs=[(t["name"], tuple(t["shape"]), t["dtype"]) for t in meta["inputs"]],
+            outputs=[(t["name"], tuple(t["shape"]), t["dtype"]) for t in meta["outputs"]],
+            constants=[(c["name"], _read_constant(z, c, path)) for c in meta["constants"]],
+            storage=list(meta["storage"]),
+            calls=[KernelCall(c["func"], tuple(ref(r) for r in c["args"]))
+                   for c in meta["calls"]],
+            output_sources=[ref(r) for r in meta["output_sources"]])
+        sources = {f: CudaSource(s["name"], s["text"], tuple(
+            KernelLaunch(k["name"], tuple(k["grid"]), tuple(k["block"]), tuple(k["args"]),
+                         k["shared_bytes"]) for k in s["kernels"]),
+            tuple((n, tuple(shape), d) for n, shape, d in s["params"]))
+            for f, s in meta["sources"].items()}
+        text = z.read(_SOURCE).decode()
+        cubins = {arch: Cubin(_read_cubin(z, c["file"], arch, path), c["resource_usage"],
+                              c["compiler"]) for arch, c in meta["cubins"].items()}
+        emu = _emu_library(z.read("emu/model.so"), path) if meta["target"] == "cuda-emu" \
+            else None
+    mod = CudaGraphModule(text, sources, plan, meta["target"], meta["arch"], cubins=cubins,
+                          emu_library=emu)
+    mod.path = path
+    return mod
+
+
+def _read_constant(z, c, path):
+    a = np.load(io.BytesIO(z.read(c["file"])), allow_pickle=False)
+    if list(a.shape) != c["shape"] or a.dtype.name != c["dtype"]:
+        raise ValueError(f"{path}: constant {c['name']!r} is {a.dtype}{list(a.shape)} in "
+                         f"{c['file']}, but {c['dtype']}{c['shape']} in {_META}")
+    return a
+
+
+def _read_cubin(z, name, arch, path):
+    data = z.read(name)
+    # ELF magic, 64-bit, and e_machine EM_CUDA (190)
+    if data[:5] != b"\x7fELF\x02" or int.from_bytes(data[18:20], "little") != 190:
+        raise ValueError(f"{path}: {name} (the {arch} kernels) is not a CUDA cubin")
+    return data
+
+
+def _emu_library(data, path):
+    """The stored cuda-emu library, loaded from a content-named copy in the build cache (the
+    file's bytes decide the name, so the dynamic linker never hands back another), or None
+    when this machine cannot load it, so that the module is built again from the source."""
+    import ctypes
+
+    from .cache import cache_dir
+    from .module import atomic_write
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    so = directory / f"emu-saved-{hashlib.sha256(data).hexdigest()}.so"
+    if not so.exists():
+        atomic_write(str(so), data)
+    try:
+        return ctypes.CDLL(str(so))
+    except OSError:
+        return None

@@ -1,13 +1,13 @@
 """target="cuda": the kernels of a PrimFunc as CUDA C, a cubin, and a call through pycuda.
 
-Building needs no GPU: the source is generated, and compiled by nvcc when it is on PATH so that
-errors and ``resource_usage`` come at once. Only a call needs a device, and pycuda (the ``[cuda]``
-extra), imported then and not before, so everything else works on machines without either.
+Building needs no GPU: the source is generated, and compiled (NVRTC or nvcc, see
+``codegen.cuda_compile``) when a compiler is usable, so that errors and ``resource_usage`` come
+at once. Only a call needs a device, and pycuda (the ``[cuda]`` extra), imported then and not
+before, so everything else works on machines without either.
 A call copies every argument to the device, launches the kernels in order and copies the outputs
 back.
 """
 import functools
-import shutil
 
 from .module import Function, Param
 
@@ -24,19 +24,22 @@ class CudaModule:
     """Compiled CUDA kernels: ``f(*arrays)`` runs them on the GPU (numpy arrays in and out).
 
     ``cuda_source`` is the generated codegen.cuda_source.CudaSource, ``arch`` the sm_XX the cubin
-    is for, ``resource_usage`` ptxas's registers, shared bytes and spills per kernel.
+    is for, ``resource_usage`` ptxas's registers, shared bytes and spills per kernel;
+    ``compiler`` ("nvrtc", "nvcc" or None: ``cuda_compile.choose_compiler``'s pick) builds it.
     """
 
-    def __init__(self, cuda_source, arch, output_params):
+    def __init__(self, cuda_source, arch, output_params, compiler=None):
+        from ..codegen.cuda_compile import compiler_available
         self.cuda_source = cuda_source
         self.name = cuda_source.name
         self.arch = arch
+        self.compiler = compiler
         params = tuple(Param(name, tuple(shape), dtype, k in output_params)
                        for k, (name, shape, dtype) in enumerate(cuda_source.params))
         self._checker = Function(self.name, params, None)
         self._compiled = None
         self._loaded = None
-        if shutil.which("nvcc"):
+        if compiler_available(compiler):
             self._compile()
 
     @property
@@ -50,12 +53,13 @@ class CudaModule:
     def _compile(self):
         if self._compiled is None:
             from ..codegen.cuda_compile import compile_cubin
-            self._compiled = compile_cubin(self.cuda_source.text, self.arch)
+            self._compiled = compile_cubin(self.cuda_source.text, self.arch, self.compiler)
         return self._compiled
 
     @property
     def resource_usage(self):
-        """{kernel: {"registers", "shared_bytes", "spill_stores", "spill_loads"}} (needs nvcc)."""
+        """{kernel: {"registers", "shared_bytes", "spill_stores", "spill_loads"}} (needs NVRTC
+        or nvcc, not a GPU)."""
         return self._compile()[1]
 
     def get_source(self, fmt="cuda"):

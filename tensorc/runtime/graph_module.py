@@ -246,10 +246,14 @@ def _dlopen_fresh(path):
 
 
 def load_graph_module(path):
-    """Load a model written by ``GraphModule.save`` or ``export_library``; compiles nothing."""
+    """Load a model written by ``GraphModule.save`` or ``export_library`` (or by
+    ``CudaGraphModule.save``: a CudaGraphModule); compiles nothing."""
     path = os.path.abspath(os.fspath(path))
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path}")
+    from .cuda_graph_module import is_model_file, load_cuda_graph_module
+    if is_model_file(path):  # saved by a "cuda" / "cuda-emu" model
+        return load_cuda_graph_module(path)
     module = Module.from_library(path, library=_dlopen_fresh(path))
     return GraphModule(module)
 
