@@ -34,6 +34,7 @@ the per-kernel profile of both.
 
     python benchmarks/bench_capsule.py [--batches 1 32 128] [--threads 2 1] [--rounds 7]
     python benchmarks/bench_capsule.py --model --batches 32 --threads 2
+    python benchmarks/bench_capsule.py --json results.json   # also write the figures as JSON
 """
 import argparse
 import statistics
@@ -41,6 +42,7 @@ import time
 
 import numpy as np
 from common import cpu_pressure, interleaved, summarize
+from records import Records
 
 import tensorc as tc
 from tensorc.ops import capsule
@@ -121,7 +123,7 @@ def rel_l2(got, ref):
     return float(np.linalg.norm(np.asarray(got, np.float64) - ref) / np.linalg.norm(ref))
 
 
-def bench_model(batch, threads, rounds):
+def bench_model(batch, threads, rounds, records):
     """The imported CapsNet with and without the capsule pass, against torch eager."""
     import os
     import sys
@@ -166,6 +168,8 @@ def bench_model(batch, threads, rounds):
               ", ".join(f"{k.kernel.split('_', 1)[1][:28]} {k.median * 1e3:.2f}" for k in prof))
     print(f"batch {batch} threads {threads}: " + ", ".join(
         f"{k} {t['median_ms']:.2f} ms (min {t['min_ms']:.2f})" for k, t in times.items()))
+    for k, t in times.items():
+        records.add(f"capsnet batch {batch}", k, threads, t["median_ms"], t["min_ms"])
 
 
 def main():
@@ -177,12 +181,15 @@ def main():
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--model", action="store_true",
                     help="the imported CapsNet with and without the capsule graph pass")
+    ap.add_argument("--json", help="also write the figures to this JSON file (run_all.py)")
     args = ap.parse_args()
+    records = Records("capsule", "tensorc")
     if args.model:
         print(f"cpu pressure before: {cpu_pressure()}")
         for batch in args.batches:
-            bench_model(batch, args.threads[0], args.rounds)
+            bench_model(batch, args.threads[0], args.rounds, records)
         print(f"cpu pressure after: {cpu_pressure()}")
+        records.write(args.json)
         return
     import torch
 
@@ -219,7 +226,7 @@ def main():
             with torch.no_grad():
                 errs["torch eager"] = rel_l2(eager(ut, Wt).numpy(), ref)
                 fns["torch eager"] = lambda ut=ut: eager(ut, Wt)
-                fn, info = compiled.get(batch, (None, "skipped"))
+                fn, info = compiled.get(batch, (None, "skipped (--no-compile)"))
                 if fn is not None:
                     errs["torch.compile"] = rel_l2(fn(ut, Wt).numpy(), ref)
                     fns["torch.compile"] = lambda fn=fn, ut=ut: fn(ut, Wt)
@@ -227,6 +234,13 @@ def main():
             peak = sgemm_peak(threads)
             floor, nbytes, flops = floor_s(batch, args.iterations, bandwidth, peak)
             rows.append((batch, threads, times, errs, floor, nbytes, flops, peak, build, info))
+            case = f"digitcaps batch {batch}"
+            for k, t in times.items():
+                records.add(case, k, threads, t["median_ms"], t["min_ms"])
+            records.add(case, "floor (bytes / copy bandwidth, flops / sgemm peak)", threads,
+                        floor * 1e3)
+            records.note(f"{case}: torch.compile " +
+                         (info if isinstance(info, str) else f"compile {info:.1f} s"))
             print(f"batch {batch} threads {threads}: " + ", ".join(
                 f"{k} {t['median_ms']:.2f} ms (min {t['min_ms']:.2f}, rel L2 {errs[k]:.1e})"
                 for k, t in times.items()) +
@@ -246,6 +260,7 @@ def main():
         cr = f"{c / t:.1f}" if c else "n/a"
         print(f"| {batch} | {threads} | {t:.2f} | {e:.2f} | {cs} | {floor * 1e3:.2f} | "
               f"{t / (floor * 1e3):.1f} | {e / t:.1f} | {cr} | {errs['tensorc']:.1e} |")
+    records.write(args.json)
 
 
 if __name__ == "__main__":

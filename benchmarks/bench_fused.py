@@ -34,6 +34,7 @@ round after warm-up, medians reported, /proc/pressure/cpu printed before and aft
     python benchmarks/bench_fused.py [--shape 16,256,56,56] [--chains cheap,select,gelu]
                                      [--threads 1 2] [--rounds 15]
     python benchmarks/bench_fused.py --shape 4096,4096     # 64 MB per tensor
+    python benchmarks/bench_fused.py --json results.json   # also write the figures as JSON
 """
 import argparse
 import itertools
@@ -43,6 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from common import cpu_pressure, interleaved, summarize
+from records import Records
 
 import tensorc as tc
 from tensorc.graph import GraphBuilder
@@ -177,7 +179,7 @@ def compile_chain(name, shape, scale, bias):
     return graph, mod
 
 
-def bench_chain(name, shape, threads_list, rounds, torch):
+def bench_chain(name, shape, threads_list, rounds, torch, records):
     rng = np.random.default_rng(0)
     per_channel = (1, shape[1]) + (1,) * (len(shape) - 2)
     x = rng.standard_normal(shape, dtype=np.float32)
@@ -221,6 +223,8 @@ def bench_chain(name, shape, threads_list, rounds, torch):
                 else f" {flops * out.size / ms / 1e6:>8.1f}"
             print(f"{threads:>7} {variant:<16} {ms:>10.2f} {st['min_ms']:>8.2f} {bw:>6.1f} "
                   f"{100 * bw / copy_bw:>8.0f}%{gflops}")
+            records.add(f"{name} {'x'.join(map(str, shape))}", variant, threads, ms,
+                        st["min_ms"])
         print(f"{'':>7} tensorc kernel used {cores:.2f} cores (process CPU time / wall time)")
         print(f"{'':>7} cpu pressure before: {before}\n{'':>7} cpu pressure after:  {after}")
         if copy.pool:
@@ -235,7 +239,9 @@ def main():
                     ", ".join(CHAINS))
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--json", help="also write the figures to this JSON file (run_all.py)")
     args = ap.parse_args()
+    records = Records("fused", "tensorc kernel")
     shape = tuple(int(d) for d in args.shape.split(","))
     if len(shape) < 2:
         raise SystemExit(f"--shape {args.shape!r}: expected at least two dims (N,C,...)")
@@ -244,10 +250,12 @@ def main():
     except ImportError:
         torch = None
         print("torch is not installed: the torch rows are skipped (pip install 'tensorc[torch]')")
+        records.note("torch is not installed: no torch rows")
     for name in args.chains.split(","):
         if name not in CHAINS:
             raise SystemExit(f"--chains: unknown chain {name!r}; known: {', '.join(CHAINS)}")
-        bench_chain(name, shape, args.threads, args.rounds, torch)
+        bench_chain(name, shape, args.threads, args.rounds, torch, records)
+    records.write(args.json)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ variant, repeated), and medians are reported, because the machine is shared: abs
 move 2-50x with other jobs, ratios measured side by side much less. /proc/pressure/cpu is read
 before and after so a reader can tell a quiet run from a loaded one.
 
-    python benchmarks/bench_matmul.py [--size 1024] [--rounds 7]
+    python benchmarks/bench_matmul.py [--size 1024] [--rounds 7] [--json results.json]
 """
 import argparse
 import os
@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 from common import cpu_pressure
+from records import Records
 
 import tensorc as tc
 from tensorc import te
@@ -93,7 +94,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, nargs="*", default=None,
                     help="thread counts to run (default: 1 and all cores)")
+    ap.add_argument("--json", help="also write the figures to this JSON file (run_all.py)")
     args = ap.parse_args()
+    records = Records("matmul", "tensorc best")
     n = args.size
     flop = 2.0 * n ** 3
     cores = len(os.sched_getaffinity(0))
@@ -103,6 +106,7 @@ def main():
     except ImportError:
         threadpool_limits = None
         print("threadpoolctl missing (pip install '.[bench]'): numpy uses all threads")
+        records.note("threadpoolctl missing: numpy used all threads in every row")
 
     rng = np.random.default_rng(0)
     a = rng.uniform(-1, 1, (n, n)).astype("float32")
@@ -138,9 +142,12 @@ def main():
         for name, ts in times.items():
             t = statistics.median(ts)
             print(f"{nt:>7} {name:>10} {t * 1e3:>10.2f} {flop / t / 1e9:>8.1f} {base / t:>8.2f}")
+            records.add(f"{n}^3 float32", name if name == "numpy" else f"tensorc {name}", nt,
+                        t * 1e3, min(ts) * 1e3)
     print(f"cpu pressure after: {cpu_pressure()}")
     for name, (_, _, secs) in variants.items():
         print(f"build time {name}: {secs:.2f} s")
+    records.write(args.json)
 
 
 def _time(fn):

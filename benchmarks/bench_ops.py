@@ -23,6 +23,7 @@ only.
     python benchmarks/bench_ops.py --net resnet18  # every conv of the network, summed
     python benchmarks/bench_ops.py --threads 1 --rounds 21
     python benchmarks/bench_ops.py --threads 2 --libs tc-pre,ort --no-spin
+    python benchmarks/bench_ops.py --json results.json   # also write the figures as JSON
 """
 import argparse
 import statistics
@@ -31,6 +32,7 @@ import time
 
 import numpy as np
 from common import cpu_pressure
+from records import Records
 
 import tensorc as tc
 from tensorc import te
@@ -233,7 +235,9 @@ def main():
                     help="comma list of tc-pre, torch, ort to time beside tc")
     ap.add_argument("--no-spin", action="store_true",
                     help="ONNX Runtime workers sleep when idle instead of spinning")
+    ap.add_argument("--json", help="also write the figures to this JSON file (run_all.py)")
     args = ap.parse_args()
+    records = Records("ops", "tc")
     global LIBS, ORT_SPIN
     LIBS = tuple(args.libs.split(","))
     ORT_SPIN = not args.no_spin
@@ -262,6 +266,8 @@ def main():
             base = tot["tc"]
             print(f"{args.net} convs (sum of {what} x count): " +
                   "  ".join(f"{k_} {t * 1e3:.2f} ms ({t / base:.2f}x)" for k_, t in tot.items()))
+        for k_, t in total.items():
+            records.add(f"{args.net} convs (sum)", k_, nt, t * 1e3, total_min[k_] * 1e3)
     else:
         head = (f"{'layer':<24} {'lib':>7} {'median ms':>10} {'GFLOP/s':>8} {'vs tc':>6}"
                 f" {'min ms':>8} {'GFLOP/s':>8} {'vs tc':>6}")
@@ -280,9 +286,11 @@ def main():
                 print(f"{name:<24} {k_:>7} {t * 1e3:>10.3f} {flop / t / 1e9:>8.1f} "
                       f"{t / base:>6.2f} {tmin * 1e3:>8.3f} {flop / tmin / 1e9:>8.1f} "
                       f"{tmin / base_min:>6.2f}")
+                records.add(name, k_, nt, t * 1e3, tmin * 1e3)
             if build_s is not None:
                 print(f"{'':<24} (tensorc build {build_s:.1f} s)", flush=True)
     print(f"cpu pressure after: {cpu_pressure()}")
+    records.write(args.json)
 
 
 if __name__ == "__main__":

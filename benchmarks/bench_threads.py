@@ -15,6 +15,8 @@ holding a ``tensorc`` package -- in its own process, interleaved with this one r
 both see the same load. For example, the libgomp version before the thread pool:
 
     python benchmarks/bench_threads.py --baseline 5551885
+
+``--json PATH`` also writes the figures as JSON (for benchmarks/run_all.py).
 """
 import argparse
 import json
@@ -26,6 +28,8 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from records import Records
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -146,6 +150,7 @@ def main():
     ap.add_argument("--calls", type=int, default=20, help="elementwise calls per round and cell "
                     "(matmul: a quarter)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--json", help="also write the figures to this JSON file (run_all.py)")
     args = ap.parse_args()
     if args.serve:
         return serve(args.size)
@@ -185,6 +190,7 @@ def main():
             for impl in impls:
                 impl.close()
 
+    records = Records("threads", "new")
     print(f"\n{'kernel':<12} {'load':<11} {'tensorc':<22} {'threads':>7} {'median ms':>10} "
           f"{'p90 ms':>9} {'2T/1T':>6}")
     for (kernel, condition, label, threads), times in cells.items():
@@ -196,6 +202,8 @@ def main():
             ratio = f"{med / statistics.median(cells[(kernel, condition, label, 1)]):.2f}"
         print(f"{kernel:<12} {condition:<11} {label:<22} {threads:>7} {med * 1e3:>10.3f} "
               f"{p90 * 1e3:>9.3f} {ratio:>6}")
+        records.add(f"{kernel} {condition}", label, threads, med * 1e3, times[0] * 1e3)
+    records.write(args.json)
 
 
 if __name__ == "__main__":

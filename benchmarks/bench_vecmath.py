@@ -14,12 +14,14 @@ side much less. /proc/pressure/cpu is read before and after so a reader can tell
 a loaded one.
 
     python benchmarks/bench_vecmath.py [--size 16777216] [--rounds 7] [--lanes 8]
+                                       [--json results.json]
 """
 import argparse
 import statistics
 import time
 
 import numpy as np
+from records import Records
 
 import tensorc as tc
 from tensorc import te
@@ -65,7 +67,9 @@ def main():
     ap.add_argument("--size", type=int, default=1 << 24)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--lanes", type=int, default=8)
+    ap.add_argument("--json", help="also write the figures to this JSON file (run_all.py)")
     args = ap.parse_args()
+    records = Records("vecmath", "tensorc vecmath")
     n = args.size
     print(f"float32, n = {n}, {args.lanes} lanes, {args.rounds} rounds, single thread")
     print(f"cpu pressure before: {pressure()}")
@@ -95,6 +99,11 @@ def main():
                 for kind in ("numpy", "vecmath", "libm")}
         print(f"{name:9s} {rate['numpy']:14.0f} {rate['vecmath']:16.0f} {rate['libm']:14.0f}"
               f" {rate['vecmath'] / rate['numpy']:13.2f}x {rate['vecmath'] / rate['libm']:12.2f}x")
+        for kind in ("numpy", "vecmath", "libm"):
+            ts = times[(name, kind)]
+            records.add(f"{name} n={n}", kind if kind == "numpy" else f"tensorc {kind}", 1,
+                        statistics.median(ts) * 1e3, min(ts) * 1e3)
+    records.write(args.json)
 
 
 if __name__ == "__main__":
