@@ -1,12 +1,14 @@
 """Search efficiency of the tuners: best-so-far throughput against trials, XGBTuner vs
 RandomTuner, over several seeds, on template-free spaces (the auto-template) of a matmul, a
-ResNet conv2d layer and a softmax.
+ResNet conv2d layer, a softmax and DigitCaps capsule routing.
 
 Every candidate is really built and measured (isolated, checked against the numpy oracle);
 nothing is simulated. The figure of merit, from the issue: trials each tuner needs to reach
 95% of the best throughput any run found for that task (XGBTuner should need at most half of
 what random search needs). The machine is shared: /proc/pressure/cpu is printed with the
-figures, and every run of a task is measured in the same process, interleaved by seed.
+figures, and every run of a task is measured in the same process by one measurer: costs are
+timed against the same baseline (the task's first point) in the same unit, so the best of
+one run compares with the best of another.
 
     python benchmarks/bench_tuning.py                          # all tasks, 3 seeds, 96 trials
     python benchmarks/bench_tuning.py --tasks matmul --trials 64 --seeds 2
@@ -20,7 +22,7 @@ import numpy as np
 from common import cpu_pressure
 
 from tensorc import autotune, te
-from tensorc.autotune.measure import MeasureOption
+from tensorc.autotune.measure import MeasureOption, Measurer
 
 
 def matmul(n=512):
@@ -49,11 +51,19 @@ def softmax(rows=1024, cols=1000):
     return te.compute((rows, cols), lambda i, j: e[i, j] / sm[i], name="y")
 
 
-TASKS = {"matmul": matmul, "conv2d": conv2d, "softmax": softmax}
+def capsule(batch=8):
+    """DigitCaps of the MNIST CapsNet: prediction + 3 routing iterations."""
+    from tensorc.ops import capsule as caps
+    u = te.placeholder((batch, 1152, 8), name="u")
+    W = te.placeholder((1152, 10, 16, 8), name="W")
+    return caps.dynamic_routing(caps.predict(u, W), iterations=3)
+
+
+TASKS = {"matmul": matmul, "conv2d": conv2d, "softmax": softmax, "capsule": capsule}
 TUNERS = {"xgb": autotune.XGBTuner, "random": autotune.RandomTuner}
 
 
-def curve(task, tuner_cls, trials, seed, option, plan_size):
+def curve(task, tuner_cls, trials, seed, measurer, plan_size):
     """Best-so-far GFLOP/s after each trial."""
     best, out = 0.0, []
 
@@ -65,7 +75,7 @@ def curve(task, tuner_cls, trials, seed, option, plan_size):
             out.append(best)
     kwargs = {"plan_size": plan_size} if tuner_cls is autotune.XGBTuner else {}
     tuner = tuner_cls(task, seed=seed, **kwargs)
-    tuner.tune(trials, measure_option=option, callbacks=[record], progress=False)
+    tuner.tune(trials, measure=measurer.measure, callbacks=[record], progress=False)
     return out
 
 
@@ -94,13 +104,14 @@ def main():
         task = autotune.auto_task(TASKS[name]())
         print(f"\n{name}: {task.key}, {len(task.config_space)} points, "
               f"{task.flop / 1e9:.2f} GFLOP per run")
-        for seed in range(args.seeds):
-            for tname, cls in TUNERS.items():
-                t0 = time.perf_counter()
-                c = curve(task, cls, args.trials, seed, option, args.plan_size)
-                curves[(name, tname, seed)] = c
-                print(f"  seed {seed} {tname:6s}: best {c[-1]:7.1f} GFLOP/s after {len(c)} "
-                      f"trials ({time.perf_counter() - t0:.0f} s)")
+        with Measurer(option) as measurer:
+            for seed in range(args.seeds):
+                for tname, cls in TUNERS.items():
+                    t0 = time.perf_counter()
+                    c = curve(task, cls, args.trials, seed, measurer, args.plan_size)
+                    curves[(name, tname, seed)] = c
+                    print(f"  seed {seed} {tname:6s}: best {c[-1]:7.1f} GFLOP/s after "
+                          f"{len(c)} trials ({time.perf_counter() - t0:.0f} s)", flush=True)
         top = max(max(curves[(name, t, s)]) for t in TUNERS for s in range(args.seeds))
         need = {t: [trials_to(curves[(name, t, s)], 0.95 * top) for s in range(args.seeds)]
                 for t in TUNERS}

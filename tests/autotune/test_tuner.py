@@ -207,6 +207,24 @@ def test_xgb_tuner_with_loop_features_finds_the_best_tiles():
         assert len(tuner._features) <= len(task.config_space)   # each point lowered once
 
 
+def test_screening_bounds_the_lowerings_of_a_plan():
+    """In a space of 20^6 points, annealing on the loop-feature model would lower up to
+    n_walkers x n_steps points per plan; with the knob-model screen a plan lowers at most
+    screen_ratio x plan_size new points, and the search still homes in on the best knobs."""
+    task = autotune.create_task("test_tuner.huge", (8,))
+
+    def cost(v):
+        return 1e-3 * (1 + sum((v[f"k{k}"] - 7) ** 2 for k in range(6)))
+    tuner = XGBTuner(task, plan_size=8, feature_type="itervar", num_threads=1, seed=0,
+                     screen_ratio=4)
+    tuner.tune(n_trial=32, measure=synthetic(cost), progress=False)
+    plans = len(tuner.plan_seconds)
+    assert plans == 4 and tuner.model is not None and tuner._screen is not None
+    assert len(tuner._features) <= 32 + (plans - 1) * 4 * 8
+    first = min(cost(task.config(i).to_dict()) for i, _ in tuner.history[:8])
+    assert tuner.best_cost < first / 2   # the model-guided plans beat the random one
+
+
 def test_feature_pool_matches_lowering_here_and_caps_each_candidate():
     """Forked children give exactly the features of lowering in this process; a point whose
     lowering raises or overruns the time cap has none, and the pool goes on serving (the
