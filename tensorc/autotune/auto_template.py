@@ -21,9 +21,10 @@ Every choice is a knob of the task's space; measurement checks each candidate ag
 oracle, so a sketch that does not suit a program costs trials, never correctness.
 """
 import hashlib
+import math
 
 from ..te.tensor import ComputeOp, PlaceholderOp, Tensor
-from .space import get_config
+from .space import SplitKnob, get_config
 from .task import Task
 
 #: Largest inner factor of a split (vector tiles of 64 float32 cover 8 AVX2 registers).
@@ -56,6 +57,26 @@ class AutoTask(Task):
 
     def _template(self):
         return auto_schedule(self._outs), self._args
+
+    def baseline_config(self):
+        """A register-tiled point as the reference candidates are timed against: point 0
+        leaves every loop untiled, which for a 512^3 matmul runs 160 ms a call, and pairing
+        every candidate with that would cost more than measuring the candidate. Each
+        three-way split gets an inner tile of 4 (16 for the last such axis: two vectors),
+        each two-way split 16, every other knob its first choice."""
+        space = self.config_space
+        splits = [k for k in space.knobs.values() if isinstance(k, SplitKnob)]
+        last3 = [k for k in splits if k.num_outputs == 3][-1:]
+        choices = []
+        for knob in space.knobs.values():
+            if not isinstance(knob, SplitKnob):
+                choices.append(0)
+                continue
+            want = [1, 16 if knob in last3 else 4] if knob.num_outputs == 3 else [16]
+            choices.append(min(range(len(knob)), key=lambda k: sum(
+                abs(math.log2(f) - math.log2(w))
+                for f, w in zip(knob.entities[k].size[1:], want))))
+        return space.get(space.index_from_choices(choices))
 
     def __reduce__(self):
         return (AutoTask, (self.name, self._outs, self._args, self.target))

@@ -426,9 +426,8 @@ def paired_times(fn, base, args, number, repeat, min_repeat_ms):
     fn.call_checked(addresses)
     base.call_checked(addresses)
     counts = {}
-    for f in (fn, base):  # calls per timed run: doubled until one lasts min_repeat_ms
-        n = number
-        while _timed(f, addresses, n) * 1e3 < min_repeat_ms:
+    for f, n in ((fn, number), (base, 1)):  # calls per timed run: doubled until one lasts
+        while _timed(f, addresses, n) * 1e3 < min_repeat_ms:   # min_repeat_ms
             n *= 2
         counts[f] = n
     times = {fn: [], base: []}

@@ -110,3 +110,20 @@ def test_capsule_routing_is_tunable_without_schedule_code():
         got = np.full(want.shape, np.nan, np.float32)
         task.build(index)(*inputs, got)
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_the_baseline_is_register_tiled_and_correct():
+    """Candidates are timed against the baseline, so it must be a reasonable schedule, not
+    point 0 (every loop untiled)."""
+    k = te.reduce_axis((0, 45), name="k")
+    A = te.placeholder((37, 45), name="A")
+    B = te.placeholder((45, 70), name="B")
+    C = te.compute((37, 70), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="C")
+    task = autotune.auto_task(C)
+    base = task.baseline_config().to_dict()
+    assert base["tile_i"] == [-1, 1, 4] and base["tile_j"] == [-1, 1, 16]
+    assert base["tile_k"] == [-1, 16] and task.baseline_config().index != 0
+    inputs, (want,) = task.reference()
+    got = np.full(want.shape, np.nan, np.float32)
+    task.build(task.baseline_config())(*inputs, got)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
