@@ -21,7 +21,7 @@ _LAZY = {
     "apply_history_best": "dispatch", "TuningDatabase": "database",
     "measure_batch": "measure", "MeasureOption": "measure", "MeasureResult": "measure",
     "MeasureErrorNo": "measure", "XGBoostCostModel": "cost_model",
-    "Tuner": "tuner", "RandomTuner": "tuner", "GridSearchTuner": "tuner", "XGBTuner": "tuner",
+    "Tuner": "tuner", "RandomTuner": "tuner", "GridSearchTuner": "tuner", "XGBTuner": "xgb_tuner",
     "auto_task": "auto_template", "extract_tasks": "graph_tasks", "tune_tasks": "task_scheduler",
     "Measurer": "measure", "MeasureInput": "measure",
 }

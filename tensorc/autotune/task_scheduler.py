@@ -17,8 +17,9 @@ import statistics
 
 from .graph_tasks import DEFAULT, DefaultConfig
 from .measure import Measurer
-from .tuner import GridSearchTuner, RandomTuner, XGBTuner, _Injected, _open_database
+from .tuner import GridSearchTuner, RandomTuner, _Injected, _open_database
 from .verify import baseline_scale, verify_best
+from .xgb_tuner import XGBTuner
 
 log = logging.getLogger("tensorc.autotune")
 

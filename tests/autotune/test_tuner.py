@@ -15,7 +15,8 @@ from tensorc.autotune.database import TuningDatabase
 from tensorc.autotune.feature_pool import FeaturePool, extract_one
 from tensorc.autotune.measure import MeasureErrorNo, MeasureOption, MeasureResult
 from tensorc.autotune.sa import SimulatedAnnealing
-from tensorc.autotune.tuner import GridSearchTuner, RandomTuner, XGBTuner
+from tensorc.autotune.tuner import GridSearchTuner, RandomTuner
+from tensorc.autotune.xgb_tuner import XGBTuner
 
 
 @autotune.template("test_tuner.knobs")

@@ -207,6 +207,18 @@ def test_model_on_the_gpu_matches_cpu_build(name):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
+def install_host_driver(monkeypatch, mod):
+    """Make ``mod`` launch through a ``_HostDriver`` posing as pycuda (and as a ready GPU)."""
+    driver = _HostDriver(mod)
+    pycuda = types.ModuleType("pycuda")
+    pycuda.driver, pycuda.autoinit = driver, types.ModuleType("pycuda.autoinit")
+    for name, module in (("pycuda", pycuda), ("pycuda.driver", driver),
+                         ("pycuda.autoinit", pycuda.autoinit)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(cuda_graph_module, "cuda_status", lambda: "ready")
+    return driver
+
+
 class _HostDriver:
     """Stands in for pycuda.driver on host memory: each kernel launch runs on cuda-emu with
     the raw pointers it is given, so the "cuda" runner's buffers, offsets, launch order and
@@ -268,13 +280,7 @@ class _HostDriver:
 def test_cuda_runner_through_a_host_driver(monkeypatch):
     g = _shared_kernels(np.random.default_rng(3))
     mod, cpu = tc.compile(g, target="cuda"), tc.compile(g)
-    driver = _HostDriver(mod)
-    pycuda = types.ModuleType("pycuda")
-    pycuda.driver, pycuda.autoinit = driver, types.ModuleType("pycuda.autoinit")
-    for name, module in (("pycuda", pycuda), ("pycuda.driver", driver),
-                         ("pycuda.autoinit", pycuda.autoinit)):
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(cuda_graph_module, "cuda_status", lambda: "ready")
+    driver = install_host_driver(monkeypatch, mod)
     mod.poison_storage = True
     rng = np.random.default_rng(11)
     for _ in range(2):  # the device buffers and launch list are reused

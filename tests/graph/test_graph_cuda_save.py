@@ -19,7 +19,7 @@ from tensorc.codegen import cuda_compile
 from tensorc.runtime import cuda_graph_module
 from tensorc.runtime.cuda_graph_module import CudaGraphModule
 from tensorc.runtime.cuda_module import cuda_status
-from test_graph_cuda import MODELS, _HostDriver
+from test_graph_cuda import MODELS, install_host_driver
 
 needs_compiler = pytest.mark.skipif(not cuda_compile.compiler_available(),
                                     reason="neither NVRTC nor nvcc is available")
@@ -145,17 +145,10 @@ def test_cuda_file_holds_cubins_per_arch_and_loads_without_gpu_or_compiler(tmp_p
 def test_loaded_cuda_model_runs_through_a_host_driver(tmp_path, monkeypatch):
     """The loaded cubin, launch list, buffers and output copies, run by _HostDriver (each
     launch on cuda-emu) in place of pycuda; checks the launches against the CPU build."""
-    import types
     g = MODELS["share"](np.random.default_rng(3))
     cpu = tc.compile(g)
     loaded = tc.load(tc.compile(g, target="cuda -arch=sm_80").save(tmp_path / "share.tcm"))
-    driver = _HostDriver(loaded)
-    pycuda = types.ModuleType("pycuda")
-    pycuda.driver, pycuda.autoinit = driver, types.ModuleType("pycuda.autoinit")
-    for name, module in (("pycuda", pycuda), ("pycuda.driver", driver),
-                         ("pycuda.autoinit", pycuda.autoinit)):
-        monkeypatch.setitem(sys.modules, name, module)
-    monkeypatch.setattr(cuda_graph_module, "cuda_status", lambda: "ready")
+    driver = install_host_driver(monkeypatch, loaded)
     monkeypatch.setattr("tensorc.driver._default_arch", lambda: "sm_86")  # runs sm_80 SASS
     loaded.poison_storage = True
     x = rnd(np.random.default_rng(25), 1, 8, 6, 6)
