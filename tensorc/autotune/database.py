@@ -42,6 +42,7 @@ import os
 import sqlite3
 import statistics
 import threading
+import time
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, NamedTuple
 
@@ -328,7 +329,7 @@ class TuningDatabase:
         return conn
 
     def _prepare(self, conn):
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("BEGIN IMMEDIATE")  # two processes creating the file: one creates, one waits
         try:
@@ -352,6 +353,20 @@ class TuningDatabase:
         except BaseException:
             _rollback(conn)
             raise
+
+    def _enable_wal(self, conn):
+        """Switch the file to WAL, waiting up to ``timeout`` for the lock it needs: SQLite
+        answers "database is locked" at once, without its busy wait, while another process is
+        switching or creating the same file (two tuners started together did this)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def _query(self, sql, params=()):
         try:
