@@ -11,7 +11,6 @@ the emulation header for "cuda-emu").
 The plan then says which kernels to launch, in order, on which buffers; a
 ``runtime.cuda_graph_module.CudaGraphModule`` runs it.
 """
-import sys
 import time
 
 from .infer import GraphError
@@ -66,7 +65,6 @@ def compile_cuda(graph, target="cuda", tuning_db=None, dump=False, jobs=None):
     from ..driver import _default_arch, _parse_target
     from ..runtime.cuda_graph_module import CudaGraphModule
     from .compiler import build_plan
-    from .passes import dump_enabled
     kind, options = _parse_target(target)
     if tuning_db is not None:
         raise ValueError(f"compile: tuning records are CPU schedules; target {target!r} uses "
@@ -79,9 +77,4 @@ def compile_cuda(graph, target="cuda", tuning_db=None, dump=False, jobs=None):
     info.plan.validate(info.kernels)
     arch = options.get("arch") or (_default_arch() if kind == "cuda" else None)
     mod = CudaGraphModule(text, sources, info.plan, kind, arch)
-    info.timings["codegen"] = time.perf_counter() - t0
-    info.timings["total"] = time.perf_counter() - t_all
-    mod.compile_info = info
-    if dump_enabled(dump if dump else None):
-        print(info.summary(), file=sys.stderr)
-    return mod
+    return info.attach(mod, t0, t_all, dump)

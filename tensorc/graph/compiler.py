@@ -63,6 +63,17 @@ class CompileInfo:
     group_kernels: List[str] = field(default_factory=list)   # kernel name per group ("" alias)
     timings: Dict[str, float] = field(default_factory=dict)  # seconds per phase
 
+    def attach(self, mod, codegen_start, start, dump):
+        """Finish a compile: time codegen (since ``codegen_start``) and the whole (since
+        ``start``), hang this info on ``mod`` as ``compile_info``, print the summary when
+        dumping; returns ``mod``."""
+        self.timings["codegen"] = time.perf_counter() - codegen_start
+        self.timings["total"] = time.perf_counter() - start
+        mod.compile_info = self
+        if dump_enabled(dump if dump else None):
+            print(self.summary(), file=sys.stderr)
+        return mod
+
     def summary(self):
         lines = [f"model {self.plan.name}: {len(self.graph.nodes)} nodes -> {len(self.groups)} "
                  f"groups -> {len(self.kernels)} kernels, {len(self.plan.calls)} calls",
@@ -461,9 +472,4 @@ def compile(graph, target="llvm", tuning_db=None, dump=False, jobs=None):  # noq
         info = build_plan(graph, target, dump=dump if dump else None, jobs=jobs)
     t0 = time.perf_counter()
     mod = build_graph_module(info.kernels, info.plan, target)
-    info.timings["codegen"] = time.perf_counter() - t0
-    info.timings["total"] = time.perf_counter() - t_all
-    mod.compile_info = info
-    if dump_enabled(dump if dump else None):
-        print(info.summary(), file=sys.stderr)
-    return mod
+    return info.attach(mod, t0, t_all, dump)

@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .cuda_module import cuda_status
+from .cuda_module import cuda_status, require_cuda
 from .graph_module import ModelSignature, TensorInfo
 
 #: cudaMalloc aligns to 256 bytes; kernels read float4 from any argument, so the emulator's
@@ -261,12 +261,7 @@ class CudaGraphModule(ModelSignature):
         every launch's pointers fixed (the buffers never move)."""
         if self._device is not None:
             return self._device
-        status = cuda_status()
-        if status != "ready":
-            raise RuntimeError(f"{self.entry_name}(): cannot run CUDA kernels here ({status}); "
-                               "install the [cuda] extra (pip install tensorc[cuda]) on a machine "
-                               "with an NVIDIA GPU and driver, or compile with target='cuda-emu' "
-                               "to run the same CUDA source on the CPU")
+        require_cuda(self.entry_name, cuda_status())
         self._device = _Device(self, self._gpu_cubin())
         return self._device
 

@@ -20,6 +20,15 @@ def cuda_status():
     return probe()
 
 
+def require_cuda(who, status):
+    """Raise, naming ``who`` and the ``status`` (a ``cuda_status()``), unless it is "ready"."""
+    if status != "ready":
+        raise RuntimeError(f"{who}(): cannot run CUDA kernels here ({status}); install the "
+                           "[cuda] extra (pip install tensorc[cuda]) on a machine with an NVIDIA "
+                           "GPU and driver, or use target='cuda-emu' to run the same CUDA source "
+                           "on the CPU")
+
+
 class CudaModule:
     """Compiled CUDA kernels: ``f(*arrays)`` runs them on the GPU (numpy arrays in and out).
 
@@ -90,12 +99,7 @@ class CudaModule:
         """The kernels as pycuda functions, loaded once into the current (primary) context."""
         if self._loaded is not None:
             return self._loaded
-        status = cuda_status()
-        if status != "ready":
-            raise RuntimeError(f"{self.name}(): cannot run CUDA kernels here ({status}); "
-                               "install the [cuda] extra (pip install tensorc[cuda]) on a machine "
-                               "with an NVIDIA GPU and driver, or build with target='cuda-emu' to "
-                               "run the same CUDA source on the CPU")
+        require_cuda(self.name, cuda_status())
         import pycuda.autoinit  # noqa: F401 - creates the context kernels are loaded into
         import pycuda.driver as drv
         module = drv.module_from_buffer(self._compile()[0])
