@@ -1,7 +1,11 @@
-"""Loads and stores on flat buffers: scalar, contiguous vector, gather/scatter, masked.
+"""Loads and stores on flat buffers: scalar, contiguous vector, strided, gather/scatter, masked.
 
-A vector access is one contiguous load or store only when its index is ``Ramp(base, 1, lanes)``;
-any other vector index becomes a gather or scatter of per-lane addresses. Alignment is the
+A vector access is one contiguous load or store only when its index is ``Ramp(base, 1, lanes)``.
+An unmasked load with a small constant stride (a stride-2 pooling window, a stride-2 convolution's
+input columns) loads the span it covers and picks every stride-th lane: x86 has no strided
+load, and the gather LLVM makes of it otherwise is scalar loads and inserts on AVX2. The span
+ends at the last lane's element, so it reads nothing the gather would not. Any other vector
+index becomes a gather or scatter of per-lane addresses. Alignment is the
 element's: numpy guarantees it (the runtime rejects unaligned arrays) and nothing proves more.
 Index arithmetic is done in 64 bits (see llvm_index for why).
 Under a lazy vector Select the emitter carries a lane mask and loads use LLVM's masked forms, so
@@ -29,6 +33,29 @@ def _address(em, buffer, dtype, index):
     return fb.gep(mem_type(dt.element_of(dtype)), base, idx, inbounds=em.mask is None)
 
 
+#: the largest constant stride loaded as a span and shuffled
+MAX_SPAN_STRIDE = 4
+
+
+def _span_stride(index):
+    """The stride of a Ramp index with a small constant stride > 1, else None."""
+    if isinstance(index, E.Ramp) and isinstance(index.stride, E.IntImm) and \
+            1 < index.stride.value <= MAX_SPAN_STRIDE:
+        return index.stride.value
+    return None
+
+
+def _strided_load(em, e, stride, align):
+    fb = em.fb
+    lanes = dt.lanes(e.dtype)
+    elem = mem_type(dt.element_of(e.dtype))
+    span_ty = vector_type(elem, (lanes - 1) * stride + 1)
+    span = fb.load(span_ty, _address(em, e.buffer, e.dtype, e.index.base), align)
+    picks = ", ".join(f"i32 {k * stride}" for k in range(lanes))
+    return fb.inst(mem_type(e.dtype),
+                   f"shufflevector {span}, {span_ty} poison, <{lanes} x i32> <{picks}>")
+
+
 def _all_lanes(lanes):
     return const(vector_type("i1", lanes), 1)
 
@@ -50,6 +77,8 @@ def emit_load(em, e):
         else:
             value = call_intrinsic(fb, "masked.load", [ptr, const("i32", align), em.mask, zero(ty)],
                                    ret=ty, overloads=[ty, "ptr"])
+    elif em.mask is None and _span_stride(e.index):
+        value = _strided_load(em, e, _span_stride(e.index), align)
     else:
         ptrs = _address(em, e.buffer, e.dtype, e.index)
         mask = em.mask if em.mask is not None else _all_lanes(lanes)

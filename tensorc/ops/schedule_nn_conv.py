@@ -65,26 +65,42 @@ def _split_out_axes(st):
 
 def _nchwc_regn(ow, ocb):
     """Output columns per register tile: ocb/8 * regn accumulators (at most 12 of the 16 ymm
-    registers), preferring a tile that divides the width (a tail tile costs a full pass)."""
+    registers). The full tile unless its tail wastes more than 10% of the row: eight
+    accumulators barely cover the FMA latency (4 cycles, 2 units on Zen 3), so a 3x3 layer 56
+    or 28 columns wide runs faster in tiles of 6 with a tail than in tiles of 4 that
+    divide the row (see benchmarks/RESULTS.md, "ResNet-18 per layer"). Otherwise the tile that
+    wastes least (ties: the wider)."""
     cap = 6 if ocb == 16 else 12 if ocb == 8 else 8
     if ow <= cap:
         return ow
+    if ow / (-(-ow // cap) * cap) >= 0.9:
+        return cap
     best = max(range(max(1, cap // 2), cap + 1),
                key=lambda r: (ow / (-(-ow // r) * r), r))
     return best
 
 
 #: output planes up to this many pixels are accumulated whole (per 16-channel block) with the
-#: input channels blocked outside, so each kernel block is reused by every pixel from L1
+#: input channels blocked outside, so each kernel block is reused by every pixel from L1; larger
+#: planes are accumulated that way a few rows (up to this many pixels) at a time when the kernel
+#: of one channel block is larger than KERNEL_L1 bytes
 PLANE_PIXELS = 196
 PLANE_IC = 32
+KERNEL_L1 = 16 * 1024
 
 
-def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, parallel=True,
-                    unroll=True):
-    """regn: output columns per register tile (None: ``_nchwc_regn``); plane: accumulate whole
-    small planes (None: when the plane and input channels are as PLANE_* says); plane_ic: input
-    channels per block of that kernel; parallel: only with enough work when True."""
+def plane_rows(oh, ow):
+    """Output rows accumulated together: the most that divide OH within PLANE_PIXELS pixels."""
+    return max(r for r in range(1, oh + 1) if oh % r == 0 and (r * ow <= PLANE_PIXELS or r == 1))
+
+
+def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, rows=None,
+                    parallel=True, unroll=True):
+    """regn: output columns per register tile (None: ``_nchwc_regn``); plane: accumulate the
+    output in L1 with the input channels blocked outside (None: when the plane and input
+    channels are as PLANE_* and KERNEL_L1 say); plane_ic: input channels per block of that
+    kernel; rows: output rows per such accumulation (None: the whole plane when it has at most
+    PLANE_PIXELS pixels, else ``plane_rows``); parallel: only with enough work when True."""
     info = conv.op.attrs
     ocb = info["oc_bn"]
     dv, kv = conv.op.input_tensors
@@ -93,12 +109,16 @@ def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, para
     OH, OW = conv.shape[2], conv.shape[3]
     icb = info["ic_bn"]
     icblocks = int(conv.op.reduce_axis[0].dom.extent.value)
+    KH, KW = info["kernel"]
     if plane is None:
-        plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC
+        plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC or \
+            icblocks * icb * KH * KW * ocb * 4 > KERNEL_L1
+    if rows is None and OH * OW > PLANE_PIXELS:
+        rows = plane_rows(OH, OW)
     regn = _nchwc_regn(OW, ocb) if regn is None else regn
     if plane:
         _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, plane_ic,
-                              parallel, unroll)
+                              parallel, unroll, rows)
         return
     co, ci = st.split(c, factor=ocb)
     xo, xi = st.split(x, factor=regn)
@@ -141,16 +161,25 @@ def _pack_stages_root(s, dv, kv, parallel):
 
 
 def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, plane_ic,
-                          parallel, unroll):
-    """Small output planes: the whole plane of one 16-channel block accumulates in L1 while
-    the input channels run in blocks of ``plane_ic`` outside the pixel loops, so each kernel
-    block (16 oc x plane_ic ic x KH x KW) is read from L2 once and reused by every pixel."""
+                          parallel, unroll, rows=None):
+    """The output of one 16-channel block accumulates in L1 -- its whole plane (``rows`` None)
+    or ``rows`` output rows at a time -- while the input channels run in blocks of
+    ``plane_ic`` outside the pixel loops, so each kernel block (16 oc x plane_ic ic x KH x KW)
+    is read from L2 once per tile and reused by every pixel of it. Without it a register tile
+    walks all input channels, and the kernel block of a 64-channel 3x3 layer (37 KB) no
+    longer fits L1 beside the input rows."""
     co, ci = st.split(c, factor=ocb)
-    st.reorder(n, co, *([y] if y is not None else []), x, ci)
+    if rows is None or y is None or rows >= conv.shape[2]:
+        st.reorder(n, co, *([y] if y is not None else []), x, ci)
+        attach = par = co
+    else:
+        yo, yi = st.split(y, factor=rows)
+        st.reorder(n, co, yo, yi, x, ci)
+        attach = par = st.fuse(co, yo)
     if parallel and work_ok(macs(conv)):
-        st.parallel(co)
+        st.parallel(par)
     cs = s[conv]
-    cs.compute_at(st, co)
+    cs.compute_at(st, attach)
     cs.set_scope("local")
     cn, cc, cy, cx, cb = cs.op.axis
     r_ico, r_kh, r_kw, r_ici = cs.op.reduce_axis

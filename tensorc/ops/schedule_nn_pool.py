@@ -14,7 +14,8 @@ from .schedule_nn_fusion import (
 
 def schedule_pool(s, anchor, out=None):
     """Window and global pooling: one (n, c) plane per parallel iteration; the padded plane is
-    built inside that iteration; window pools vectorise 8 output columns (taps unrolled)."""
+    built inside that iteration (8 columns per vector); window pools vectorise 8 output columns
+    (taps unrolled; a strided window reads each tap as a span and a shuffle)."""
     out = anchor if out is None else out
     R = find_reduction(anchor, ("pool",))
     if R is None:
@@ -55,6 +56,10 @@ def schedule_pool(s, anchor, out=None):
                 s[t].attach_type == "root" and not s[t].is_output:
             inline_injective_inputs(s, t)
             s[t].compute_at(st, nc)
+            row = s[t].op.axis[-1]
+            if int(row.dom.extent.value) >= 8:
+                _, lanes = s[t].split(row, factor=8)
+                s[t].vectorize(lanes)
     return s
 
 

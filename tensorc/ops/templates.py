@@ -23,7 +23,15 @@ from .schedule_cpu import (
     vector_lanes,
 )
 from .schedule_nn import find_group_anchor
-from .schedule_nn_conv import PLANE_IC, PLANE_PIXELS, _divisor_near, _nchwc_regn, schedule_conv2d
+from .schedule_nn_conv import (
+    KERNEL_L1,
+    PLANE_IC,
+    PLANE_PIXELS,
+    _divisor_near,
+    _nchwc_regn,
+    plane_rows,
+    schedule_conv2d,
+)
 from .schedule_nn_fusion import find_reduction, macs, work_ok
 from .schedule_nn_matmul import MATMUL_TAGS, schedule_matmul
 from .softmax import softmax as _softmax
@@ -119,8 +127,13 @@ def conv_knobs(cfg, conv):
         OH, OW = conv.shape[2], conv.shape[3]
         knobs["regn"] = _define(cfg, "regn", _nchwc_regn(OW, ocb),
                                 [r for r in range(1, cap + 1) if r <= OW])
-        auto_plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC
+        KH, KW = info["kernel"]
+        auto_plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC or \
+            icblocks * icb * KH * KW * ocb * 4 > KERNEL_L1
         knobs["plane"] = _define(cfg, "plane", auto_plane, [not auto_plane])
+        if OH * OW > PLANE_PIXELS:
+            knobs["rows"] = _define(cfg, "rows", plane_rows(OH, OW),
+                                    [r for r in (1, 2, 4, 7, 8) if OH % r == 0])
         if icblocks > 1:
             knobs["plane_ic"] = _define(cfg, "plane_ic", PLANE_IC,
                                         [b for b in (16, 64, 128) if b // icb <= icblocks])

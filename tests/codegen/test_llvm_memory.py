@@ -1,4 +1,7 @@
 """Loads, stores, buffers and lazy selects of the LLVM backend, on PrimFuncs built by hand."""
+import ctypes
+import mmap
+
 import numpy as np
 import pytest
 
@@ -46,22 +49,52 @@ def test_vector_add_uses_contiguous_vector_loads():
 
 def test_strided_gather_and_scatter():
     n = 64
-    a, g, s = buf("A", (2 * n,), "float32"), buf("G", (n,), "float32"), buf("S", (2 * n,),
+    a, g, s = buf("A", (5 * n,), "float32"), buf("G", (n,), "float32"), buf("S", (2 * n,),
                                                                             "float32")
     i = E.Var("i")
     body = loop(i, n // 8, S.SeqStmt((
-        S.Store(g.data, E.Load("float32x8", a.data, ramp(i * 16, 8, stride=2)), ramp(i * 8, 8)),
+        S.Store(g.data, E.Load("float32x8", a.data, ramp(i * 40, 8, stride=5)), ramp(i * 8, 8)),
         S.Store(s.data, E.Load("float32x8", a.data, ramp(i * 8, 8)), ramp(i * 16, 8, stride=2)),
     )))
     mod = build_module([func("strided", [a, g, s], body, [1, 2])], "strided")
-    x = np.random.rand(2 * n).astype("float32")
+    x = np.random.rand(5 * n).astype("float32")
     out_g, out_s = np.empty(n, "float32"), np.full(2 * n, np.nan, "float32")
     mod(x, out_g, out_s)
-    np.testing.assert_array_equal(out_g, x[::2])
+    np.testing.assert_array_equal(out_g, x[::5])
     np.testing.assert_array_equal(out_s[::2], x[:n])
     assert np.isnan(out_s[1::2]).all()
     ir = mod.get_source("ll-unoptimized")
     assert "llvm.masked.gather" in ir and "llvm.masked.scatter" in ir
+
+
+@pytest.mark.parametrize("stride", [2, 3, 4])
+def test_small_stride_load_is_a_span_and_a_shuffle(stride):
+    """The span ends at the last lane's element: the input below ends exactly there, in an
+    mmap'd page followed by an unmapped one, so a wider load would fault."""
+    lanes, groups = 8, 5
+    n = groups * lanes * stride - (stride - 1)
+    a, g = buf("A", (n,), "float32"), buf("G", (groups * lanes,), "float32")
+    i = E.Var("i")
+    body = loop(i, groups, S.Store(g.data, E.Load(f"float32x{lanes}", a.data,
+                                                  ramp(i * lanes * stride, lanes, stride)),
+                                   ramp(i * lanes, lanes)))
+    mod = build_module([func("span", [a, g], body, [1])], "span")
+    page = mmap.PAGESIZE
+    region = mmap.mmap(-1, 2 * page)
+    base = np.frombuffer(region, np.uint8)
+    libc = ctypes.CDLL(None)
+    addr = base.ctypes.data
+    assert libc.mprotect(ctypes.c_void_p(addr + page), page, 0) == 0  # PROT_NONE
+    try:
+        x = base[page - 4 * n:page].view("float32")
+        x[:] = np.random.rand(n).astype("float32")
+        out = np.full(groups * lanes, np.nan, "float32")
+        mod(x, out)
+        np.testing.assert_array_equal(out, x[::stride])
+    finally:
+        libc.mprotect(ctypes.c_void_p(addr + page), page, 3)  # PROT_READ | PROT_WRITE
+    ir = mod.get_source("ll-unoptimized")
+    assert "shufflevector" in ir and "gather" not in ir
 
 
 def test_broadcast_and_computed_vector_indices():

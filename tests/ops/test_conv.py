@@ -126,6 +126,11 @@ CONV2D = [
     (1, 64, 3, 7, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
     # 1x1 with large weights: the channel loop outside
     (1, 256, 3, 3, 300, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+    # NCHWc row blocks (kernel of a channel block > KERNEL_L1): 2 rows of 29 columns (6-column
+    # tiles with a tail), 48 input channels (3 blocks: 2 per input block and a ragged one)
+    (1, 48, 18, 29, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+    # NCHWc row blocks of one row (13 rows: prime), stride 2
+    (1, 40, 26, 34, 16, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),
 ]
 
 
@@ -153,6 +158,23 @@ def test_conv2d_alone(case):
     assert y.op.tag == ("depthwise_conv2d_nchw" if g == ic and g > 1 else "conv2d_nchw")
     feed = {x: rand(x.shape, seed=4), wt: rand(wt.shape, seed=5)}
     run(y, [x, wt], feed, ref_conv2d(feed[x], feed[wt], st, pads, dil, g))
+
+
+@pytest.mark.parametrize("knobs", [{"plane": True, "rows": 4}, {"plane": True, "rows": 5, "regn": 5},
+                                   {"plane": False, "regn": 4}])
+def test_conv2d_nchwc_row_blocks_that_do_not_divide_the_rows(knobs):
+    """rows / regn that leave ragged row blocks and column tiles still write every output."""
+    x = te.placeholder((1, 40, 11, 17), name="x")
+    wt = te.placeholder((24, 40, 3, 3), name="w")
+    b = te.placeholder((24,), name="b")
+    y = C.conv2d(x, wt, 1, 1)
+    out = bias_relu(y, b)
+    s = te.create_schedule(out.op)
+    SN.schedule_conv2d(s, y, out, **knobs)
+    feed = {x: rand(x.shape, seed=6), wt: rand(wt.shape, seed=7), b: rand(b.shape, seed=8)}
+    ref = np.maximum(ref_conv2d(feed[x], feed[wt], (1, 1), (1, 1, 1, 1), (1, 1), 1) +
+                     feed[b][None, :, None, None], 0)
+    run(out, [x, wt, b], feed, ref, schedule=s)
 
 
 def test_conv2d_residual_epilogue():
