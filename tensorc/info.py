@@ -192,6 +192,22 @@ def _nvcc() -> dict[str, Any]:
     return info
 
 
+def _nvrtc() -> dict[str, Any]:
+    """NVRTC, the in-process CUDA compiler (``codegen.nvrtc``): a ctypes load of libnvrtc, so
+    probing it is cheap; ``archs`` are the sm_XX it compiles for."""
+    from .codegen import nvrtc
+    info: dict[str, Any] = {"available": False, "path": None, "version": None, "archs": [],
+                            "error": None}
+    try:
+        info["path"] = nvrtc.library_path()
+        info["version"] = "%d.%d" % nvrtc.version()
+        info["archs"] = [f"sm_{a}" for a in nvrtc.supported_archs()]
+        info["available"] = True
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable NVRTC here"
+        info["error"] = str(exc)
+    return info
+
+
 def backends() -> dict[str, dict[str, Any]]:
     """Optional backends and tools, probed without importing heavy modules."""
     return {
@@ -200,6 +216,7 @@ def backends() -> dict[str, dict[str, Any]]:
         "torch": _module("torch"),
         "pycuda": _pycuda(),
         "nvcc": _nvcc(),
+        "nvrtc": _nvrtc(),
         "xgboost": _module("xgboost"),
     }
 
@@ -249,6 +266,12 @@ def collect() -> dict[str, Any]:
 
 
 def _backend_line(name: str, info: dict[str, Any]) -> str:
+    if name == "nvrtc":
+        if not info["available"]:
+            return f"missing ({info['error']})"
+        archs = info["archs"]
+        span = f"; {archs[0]}..{archs[-1]}" if archs else ""
+        return f"{info['version']} ({info['path']}{span})"
     if name == "nvcc":
         if not info["available"]:
             return "not on PATH"

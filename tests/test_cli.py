@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-BACKENDS = {"onnx", "onnxruntime", "torch", "pycuda", "nvcc", "xgboost"}
+BACKENDS = {"onnx", "onnxruntime", "torch", "pycuda", "nvcc", "nvrtc", "xgboost"}
 
 
 def _env(**overrides: str | None) -> dict[str, str]:
@@ -103,6 +103,31 @@ def test_info_json_backends_match_find_spec():
         assert data["backends"]["pycuda"]["cuda"] == "pycuda missing"
     nvcc = data["backends"]["nvcc"]
     assert nvcc["available"] is (nvcc["path"] is not None)
+
+
+def test_info_reports_nvrtc_as_the_compiler_sees_it():
+    from tensorc.codegen import nvrtc
+    entry = info_json()["backends"]["nvrtc"]
+    assert entry["available"] is nvrtc.available()
+    if entry["available"]:
+        assert entry["path"] == nvrtc.library_path()
+        assert entry["version"] == "%d.%d" % nvrtc.version()
+        assert "sm_80" in entry["archs"] and "sm_90" in entry["archs"]
+    else:
+        assert "nvidia-cuda-nvrtc" in entry["error"]
+
+
+def test_info_says_how_to_get_nvrtc_when_it_is_missing(monkeypatch):
+    from tensorc import info
+    from tensorc.codegen import nvrtc
+
+    def unavailable():
+        raise nvrtc.NvrtcUnavailable("NVRTC is not available (no libnvrtc.so found); "
+                                     "pip install nvidia-cuda-nvrtc")
+    monkeypatch.setattr(nvrtc, "library_path", unavailable)
+    entry = info._nvrtc()
+    assert entry["available"] is False and entry["archs"] == []
+    assert info._backend_line("nvrtc", entry).startswith("missing (NVRTC is not available")
 
 
 def test_info_does_not_import_heavy_modules():

@@ -78,6 +78,11 @@ def library():
     return _load()[0]
 
 
+def library_path():
+    """The file the loaded libnvrtc came from."""
+    return _load()[1]
+
+
 @functools.lru_cache(maxsize=None)
 def _load():
     errors = []
@@ -150,7 +155,7 @@ def supported_archs():
 def identity():
     """What decides NVRTC's output besides the source: its version and the headers it sees."""
     major, minor = version()
-    return f"nvrtc {major}.{minor} {_load()[1]} include={include_dir()}"
+    return f"nvrtc {major}.{minor} {library_path()} include={include_dir()}"
 
 
 def _strings(items):
