@@ -218,14 +218,16 @@ def _even_block(n, most, lanes):
     return -(-per // lanes) * lanes
 
 
-def schedule_reduce(s, out):
+def schedule_reduce(s, out, lanes=None, block=COLUMN_BLOCK, parallel=True):
     """A reduction (or a composite whose result maps reductions elementwise) computed per output
     point, the output's outer loops in parallel.
 
     Reduce-innermost layouts (summing along rows) fuse the output axes and rfactor long rows
-    into vector partial sums. Spatial-innermost layouts (summing columns) put the reduction
-    loops outside a block of COLUMN_BLOCK elements of the output's last axis, vectorized: each
-    step streams a contiguous piece of an input row into accumulators that stay in L1.
+    into ``lanes`` vector partial sums (None: the native width; a multiple of it keeps several
+    vector adds in flight). Spatial-innermost layouts (summing columns) put the reduction loops
+    outside a block of ``block`` elements of the output's last axis, vectorized: each step
+    streams a contiguous piece of an input row into accumulators that stay in L1. ``parallel``
+    False keeps every loop on one thread (the tuning template's knobs).
     """
     st = s[out]
     parts = composite_parts(s, out)
@@ -238,28 +240,30 @@ def schedule_reduce(s, out):
     work = prod(out.shape) * prod(_extent(iv) for iv in main.op.reduce_axis)
     bodies = inline_bodies(s)
     if reduces_innermost(main, bodies):
-        rf = _rfactor_innermost(s, out) if st.op.reduce_axis else None
+        rf = _rfactor_innermost(s, out, lanes) if st.op.reduce_axis else None
         loop = st.fuse(*st.op.axis) if st.op.axis else None
         if rf is not None:
             _attach(s, rf, out, loop)
         for t in parts:
             _attach(s, t, out, loop)
             if s[t].op.reduce_axis:
-                _row_reduction(s, t)
-        _parallel(st, [(loop, prod(out.shape))], work)
+                _row_reduction(s, t, lanes)
+        if parallel:
+            _parallel(st, [(loop, prod(out.shape))], work)
         return s
-    lanes = vector_lanes(out.dtype)
+    vec = vector_lanes(out.dtype)
     axes, n = list(st.op.axis), out.shape[-1]
     outer = st.fuse(*axes[:-1]) if len(axes) > 1 else None
-    block = _even_block(n, COLUMN_BLOCK, lanes)
+    block = _even_block(n, block, vec)
     jc, jb = st.split(axes[-1], factor=block) if n > block else (None, axes[-1])
     st.reorder(*st.op.reduce_axis, jb)
-    _vectorize_last(st, [jb], [block], lanes, fuse_short=False)
+    _vectorize_last(st, [jb], [block], vec, fuse_short=False)
     attach = jc if jc is not None else outer
     for t in parts:
         _attach(s, t, out, attach)
-        _column_reduction(s[t], block, lanes)
-    _parallel(st, [(outer, prod(out.shape[:-1])), (jc, -(-n // block))], work)
+        _column_reduction(s[t], block, vec)
+    if parallel:
+        _parallel(st, [(outer, prod(out.shape[:-1])), (jc, -(-n // block))], work)
     return s
 
 

@@ -16,6 +16,7 @@ first unknown template name.
 """
 from .. import te
 from ..autotune import get_config, template
+from ..schedule.schedule_ops import inline_bodies
 from . import conv as _conv
 from . import matmul as _matmul
 from . import schedule_cpu as _cpu
@@ -206,7 +207,42 @@ def softmax(shape, axis=-1, dtype="float32"):
     return s, [x, y]
 
 
+# ------------------------------------------------------------------------------ reductions
+
+#: reducer name -> the ops.reduction function the "reduce" template builds
+REDUCERS = ("sum", "mean", "max", "min", "prod", "l1", "l2", "sum_square", "log_sum_exp")
+
+
+@template("reduce")
+def reduce(shape, axis=None, reducer="sum", keepdims=False, dtype="float32"):
+    """``ops.reduction.<reducer>`` of a tensor of ``shape`` over ``axis`` (None: all).
+
+    Knobs: a reduce-innermost layout (rows) has ``lanes``, the vector partial sums rfactor
+    keeps (more than one native vector keeps several adds in flight); a spatial-innermost one
+    (columns) has ``block``, the output elements accumulated at once; both ``parallel``."""
+    from . import reduction as _reduction
+    if reducer not in REDUCERS:
+        raise ValueError(f"template reduce: unknown reducer {reducer!r}; expected one of "
+                         f"{', '.join(REDUCERS)}")
+    x = te.placeholder(tuple(shape), dtype, name="x")
+    y = getattr(_reduction, reducer)(x, axis, keepdims)
+    cfg = get_config()
+    cfg.add_flop(float(prod(x.shape)))
+    s = te.create_schedule(y.op)
+    main = next(s[t] for t in [y] + _cpu.composite_parts(s, y) if s[t].op.reduce_axis)
+    knobs = {}
+    if _cpu.reduces_innermost(main, inline_bodies(s)):
+        native = vector_lanes(dtype)
+        knobs["lanes"] = _define(cfg, "lanes", native, [native * 2, native * 4])
+    else:
+        knobs["block"] = _define(cfg, "block", _cpu.COLUMN_BLOCK, [64, 128, 512, 1024])
+    if prod(x.shape) >= _cpu.PARALLEL_MIN:
+        knobs["parallel"] = _define(cfg, "parallel", True, [False])
+    _cpu.schedule_reduce(s, y, **knobs)
+    return s, [x, y]
+
+
 from .capsule_templates import capsule_routing  # noqa: E402  (registers "capsule_routing")
 
 __all__ = ["dense", "matmul", "batch_matmul", "conv2d_nchw", "depthwise_conv2d", "softmax",
-           "capsule_routing"]
+           "reduce", "capsule_routing"]

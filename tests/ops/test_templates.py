@@ -65,6 +65,12 @@ def _default_softmax(shape, axis=-1):
     return ops.schedule_for(y), [x, y]
 
 
+def _default_reduce(shape, axis=None, reducer="sum"):
+    (x,) = _ph(tuple(shape))
+    y = getattr(ops.reduction, reducer)(x, axis)
+    return ops.schedule_for(y), [x, y]
+
+
 # (template, args, default schedule, space size and why)
 CASES = [
     # mr 1..8 x nr 8..32 (vectors that reach column 29) x unroll 2 x parallel 3
@@ -88,6 +94,11 @@ CASES = [
     # lanes {native, /2, x2, x4} x parallel 2
     ("softmax", ([13, 37],), _default_softmax, 4 * 2),
     ("softmax", ([5, 7, 9], 1), _default_softmax, 4 * 2),
+    # rows: lanes {native, x2, x4} x parallel 2; columns: block {256, 64, 128, 512, 1024} x 2
+    ("reduce", ([13, 37], 1), _default_reduce, 3 * 2),
+    ("reduce", ([5, 7, 9], 1), _default_reduce, 5 * 2),
+    ("reduce", ([6, 35], None, "mean"), _default_reduce, 3 * 2),
+    ("reduce", ([3, 70, 11], (0, 1), "max"), _default_reduce, 5 * 2),
 ]
 IDS = [f"{n}{list(a)}" for n, a, _, _ in CASES]
 
@@ -158,3 +169,16 @@ def test_create_task_imports_the_builtin_templates():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "4"  # lanes only: too little work for threads
+
+
+def test_reduce_template_names_an_unknown_reducer():
+    with pytest.raises(ValueError, match="unknown reducer 'median'"):
+        len(create_task("reduce", ([4, 64], 1, "median")).config_space)
+
+
+def test_reduce_lanes_knob_reaches_the_schedule():
+    task = create_task("reduce", ([3, 97], 1))
+    base = task.config(0).to_dict()
+    texts = {str(task.lower(task.config({**base, "lanes": e.json()})))
+             for e in task.config_space.knobs["lanes"].entities}
+    assert len(texts) == 3
