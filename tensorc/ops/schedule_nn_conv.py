@@ -95,30 +95,25 @@ def plane_rows(oh, ow):
 
 
 def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, rows=None,
-                    parallel=True, unroll=True):
+                    flat=None, parallel=True, unroll=True):
     """regn: output columns per register tile (None: ``_nchwc_regn``); plane: accumulate the
     output in L1 with the input channels blocked outside (None: when the plane and input
     channels are as PLANE_* and KERNEL_L1 say); plane_ic: input channels per block of that
     kernel; rows: output rows per such accumulation (None: the whole plane when it has at most
-    PLANE_PIXELS pixels, else ``plane_rows``); parallel: only with enough work when True."""
+    PLANE_PIXELS pixels, else ``plane_rows``); flat: in that kernel, tile the pixels of the
+    accumulated rows as one flattened sequence (None: for whole planes); parallel: only with
+    enough work when True."""
     info = conv.op.attrs
-    ocb = info["oc_bn"]
+    ocb, icb = info["oc_bn"], info["ic_bn"]
     dv, kv = conv.op.input_tensors
     st = s[out]
     n, c, y, x = _split_out_axes(st)
-    OH, OW = conv.shape[2], conv.shape[3]
-    icb = info["ic_bn"]
-    icblocks = int(conv.op.reduce_axis[0].dom.extent.value)
-    KH, KW = info["kernel"]
-    if plane is None:
-        plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC or \
-            icblocks * icb * KH * KW * ocb * 4 > KERNEL_L1
-    if rows is None and OH * OW > PLANE_PIXELS:
-        rows = plane_rows(OH, OW)
-    regn = _nchwc_regn(OW, ocb) if regn is None else regn
+    auto = nchwc_defaults(conv, plane, rows, flat)
+    plane, rows, flat = auto["plane"], auto["rows"], auto["flat"]
+    regn = auto["regn"] if regn is None else regn
     if plane:
         _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, plane_ic,
-                              parallel, unroll, rows)
+                              parallel, unroll, rows, flat)
         return
     co, ci = st.split(c, factor=ocb)
     xo, xi = st.split(x, factor=regn)
@@ -142,6 +137,24 @@ def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, rows
     _pack_stages_root(s, dv, kv, parallel)
 
 
+def nchwc_defaults(conv, plane=None, rows=None, flat=None):
+    """The NCHWc kernel's default knobs (regn, plane, rows, flat) for ``conv``, given any of
+    them already chosen; shared with the tuning template, whose point 0 they are."""
+    info = conv.op.attrs
+    ocb, icb = info["oc_bn"], info["ic_bn"]
+    icblocks = int(conv.op.reduce_axis[0].dom.extent.value)
+    KH, KW = info["kernel"]
+    OH, OW = conv.shape[2], conv.shape[3]
+    if plane is None:
+        plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC or \
+            icblocks * icb * KH * KW * ocb * 4 > KERNEL_L1
+    if rows is None and OH * OW > PLANE_PIXELS:
+        rows = plane_rows(OH, OW)
+    flat = plane and rows is None if flat is None else flat
+    regn = _nchwc_regn(OW * (rows or OH) if flat and plane else OW, ocb)
+    return {"regn": regn, "plane": plane, "rows": rows, "flat": flat}
+
+
 def _divisor_near(n, target):
     """The divisor of n closest to target (ties: the larger)."""
     divs = [d for d in range(1, n + 1) if n % d == 0]
@@ -161,21 +174,28 @@ def _pack_stages_root(s, dv, kv, parallel):
 
 
 def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, plane_ic,
-                          parallel, unroll, rows=None):
+                          parallel, unroll, rows=None, flat=False):
     """The output of one 16-channel block accumulates in L1 -- its whole plane (``rows`` None)
-    or ``rows`` output rows at a time -- while the input channels run in blocks of
-    ``plane_ic`` outside the pixel loops, so each kernel block (16 oc x plane_ic ic x KH x KW)
-    is read from L2 once per tile and reused by every pixel of it. Without it a register tile
+    or ``rows`` output rows at a time (row blocks outside channel blocks, so the input rows of
+    a row block serve every channel block from L2) -- while the input channels run in blocks
+    of ``plane_ic`` outside the pixel loops, so each kernel block (16 oc x plane_ic ic x KH x
+    KW) is read from L2 once per tile and reused by every pixel of it. Without it a register tile
     walks all input channels, and the kernel block of a 64-channel 3x3 layer (37 KB) no
-    longer fits L1 beside the input rows."""
+    longer fits L1 beside the input rows.
+
+    With ``flat`` the register tiles run over the rows' pixels as one sequence, so a 7x7 plane
+    is eight tiles of 6 and one pixel rather than 7 x (4 + 3): only the sequence's last tile is
+    short, and a short tile has too few accumulators to hide the FMA latency. (Each pixel's
+    input address then needs a division by the width, computed once per tile outside the
+    reduction loops; on wide row blocks that cost more than it saved.)"""
     co, ci = st.split(c, factor=ocb)
     if rows is None or y is None or rows >= conv.shape[2]:
         st.reorder(n, co, *([y] if y is not None else []), x, ci)
         attach = par = co
     else:
         yo, yi = st.split(y, factor=rows)
-        st.reorder(n, co, yo, yi, x, ci)
-        attach = par = st.fuse(co, yo)
+        st.reorder(n, yo, co, yi, x, ci)
+        attach = par = st.fuse(yo, co)
     if parallel and work_ok(macs(conv)):
         st.parallel(par)
     cs = s[conv]
@@ -184,8 +204,12 @@ def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, 
     cn, cc, cy, cx, cb = cs.op.axis
     r_ico, r_kh, r_kw, r_ici = cs.op.reduce_axis
     io, ii = cs.split(r_ico, factor=max(1, plane_ic // icb))
-    cxo, cxi = cs.split(cx, factor=regn)
-    cs.reorder(cn, cc, io, cy, cxo, ii, r_kh, r_kw, r_ici, cxi, cb)
+    if flat:
+        cxo, cxi = cs.split(cs.fuse(cy, cx), factor=regn)
+        cs.reorder(cn, cc, io, cxo, ii, r_kh, r_kw, r_ici, cxi, cb)
+    else:
+        cxo, cxi = cs.split(cx, factor=regn)
+        cs.reorder(cn, cc, io, cy, cxo, ii, r_kh, r_kw, r_ici, cxi, cb)
     if unroll:
         cs.unroll(cxi)
     cs.vectorize(cb)

@@ -25,12 +25,10 @@ from .schedule_cpu import (
 )
 from .schedule_nn import find_group_anchor
 from .schedule_nn_conv import (
-    KERNEL_L1,
     PLANE_IC,
     PLANE_PIXELS,
     _divisor_near,
-    _nchwc_regn,
-    plane_rows,
+    nchwc_defaults,
     schedule_conv2d,
 )
 from .schedule_nn_fusion import find_reduction, macs, work_ok
@@ -126,14 +124,14 @@ def conv_knobs(cfg, conv):
         icblocks = int(conv.op.reduce_axis[0].dom.extent.value)
         cap = 6 if ocb == 16 else 12 if ocb == 8 else 8
         OH, OW = conv.shape[2], conv.shape[3]
-        knobs["regn"] = _define(cfg, "regn", _nchwc_regn(OW, ocb),
-                                [r for r in range(1, cap + 1) if r <= OW])
-        KH, KW = info["kernel"]
-        auto_plane = OH * OW <= PLANE_PIXELS and icblocks * icb >= 2 * PLANE_IC or \
-            icblocks * icb * KH * KW * ocb * 4 > KERNEL_L1
-        knobs["plane"] = _define(cfg, "plane", auto_plane, [not auto_plane])
+        auto = nchwc_defaults(conv)
+        knobs["regn"] = _define(cfg, "regn", auto["regn"],
+                                [r for r in range(1, cap + 1) if r <= OW or auto["flat"]])
+        knobs["plane"] = _define(cfg, "plane", auto["plane"], [not auto["plane"]])
+        if auto["plane"]:
+            knobs["flat"] = _define(cfg, "flat", auto["flat"], [not auto["flat"]])
         if OH * OW > PLANE_PIXELS:
-            knobs["rows"] = _define(cfg, "rows", plane_rows(OH, OW),
+            knobs["rows"] = _define(cfg, "rows", auto["rows"],
                                     [r for r in (1, 2, 4, 7, 8) if OH % r == 0])
         if icblocks > 1:
             knobs["plane_ic"] = _define(cfg, "plane_ic", PLANE_IC,
