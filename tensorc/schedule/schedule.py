@@ -4,7 +4,9 @@ Tensors keep their identity through rewrites: a stage remembers every operation 
 for, so a consumer that still reads the original tensor reads whatever the stage now computes.
 That keeps cache_write and rfactor from cascading new operations through the whole graph.
 """
-from ..ir.expr import IterVar, ProducerLoad, Range, Reduce, Var
+import itertools
+
+from ..ir.expr import IntImm, IterVar, ProducerLoad, Range, Reduce, Var
 from ..ir.functor import IRMutator, substitute
 from ..ir.op import const, logical_and
 from ..te.tensor import ComputeOp, Tensor
@@ -169,6 +171,41 @@ class Schedule:
         self._add_stage(Stage(rf_op, self), self.stages.index(stage))
         self.trace.append(("rfactor", stage.name, axis.var.name, factor_axis))
         return rf
+
+
+    def expand_reduction(self, tensor):
+        """Rewrite a reduction over short constant axes as its terms combined explicitly.
+
+        The stage becomes elementwise, so it can be inlined into every reader: a reduction is
+        computed in one place only, and a GPU kernel that reads it in several places (the
+        capsule prediction, read by every routing round) would otherwise need it stored.
+        Terms run in the reduction's own order, innermost axis fastest.
+        """
+        stage = self[tensor]
+        op = stage.op
+        red = op.body
+        if not isinstance(red, Reduce):
+            raise ScheduleError(f"expand_reduction: {stage.name!r} is not a reduction")
+        if stage.relations or stage.iter_var_attrs:
+            raise ScheduleError(f"expand_reduction: stage {stage.name!r} is already scheduled")
+        if not (isinstance(red.condition, IntImm) and red.condition.value):
+            raise ScheduleError(f"expand_reduction: {stage.name!r} reduces under a condition")
+        extents = []
+        for iv in red.axis:
+            if not (isinstance(iv.dom.extent, IntImm) and isinstance(iv.dom.min, IntImm)):
+                raise ScheduleError(f"expand_reduction: axis {iv.var.name!r} of "
+                                    f"{stage.name!r} has no constant extent")
+            extents.append(range(iv.dom.min.value, iv.dom.min.value + iv.dom.extent.value))
+        body = None
+        for point in itertools.product(*extents):
+            term = substitute(red.source, {iv.var: const(v) for iv, v in zip(red.axis, point)})
+            body = term if body is None else red.combiner.combine(body, term)
+        new_op = ComputeOp(op.name, op.tag, op.attrs, op.axis, body)
+        self._rebind(stage, new_op)
+        stage.all_iter_vars = list(new_op.axis)
+        stage.leaf_iter_vars = list(new_op.axis)
+        self.trace.append(("expand_reduction", stage.name))
+        return new_op.output(0)
 
 
 def _select_identity(red, source, cond):

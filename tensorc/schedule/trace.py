@@ -50,7 +50,9 @@ def replay(sch, trace):
             sch.cache_write(_stage(sch, name).op.output(0), args[0])
             continue
         st = _stage(sch, name)
-        if prim == "rfactor":
+        if prim == "expand_reduction":
+            sch.expand_reduction(st.op.output(0))
+        elif prim == "rfactor":
             sch.rfactor(st.op.output(0), _axis(st, args[0]), args[1])
         elif prim == "split":
             st.split(_axis(st, args[0]), factor=args[1], nparts=args[2])

@@ -124,7 +124,26 @@ def recipe_same_names(s, outs, args):
     s[C].compute_at(s[D], xo)
 
 
+def prog_short_max():
+    """A max over a 3 x 2 constant window, read twice by its consumer."""
+    A = te.placeholder((11, 9), name="A")
+    r = te.reduce_axis((0, 3), name="r")
+    q = te.reduce_axis((0, 2), name="q")
+    M = te.compute((9, 8), lambda i, j: te.max(A[i + r, j + q], axis=[r, q]), name="M")
+    D = te.compute((9, 8), lambda i, j: M[i, j] * M[i, 7 - j], name="D")
+    return [D], [A, D]
+
+
+def recipe_expand_reduction(s, outs, args):
+    (D,) = outs
+    M = D.op.input_tensors[0]
+    s.expand_reduction(M)
+    s[M].compute_inline()
+    s[D].vectorize(s[D].op.axis[1])
+
+
 CASES = {"matmul_packed": (prog_matmul_packed, recipe_matmul_packed),
+         "expand_reduction": (prog_short_max, recipe_expand_reduction),
          "rfactor": (prog_rowsum, recipe_rfactor),
          "pipeline": (prog_pipeline, recipe_pipeline),
          "two_outputs": (prog_two_outputs, recipe_two_outputs),
@@ -275,3 +294,18 @@ def test_trace_of_failed_primitive_is_not_recorded():
     with pytest.raises(ScheduleError):
         s[B].vectorize(B.op.reduce_axis[0])
     assert s.trace == []
+
+
+def test_expand_reduction_rejects_what_it_cannot_write_out():
+    A = te.placeholder((5, 9), name="A")
+    k = te.reduce_axis((0, 9), name="k")
+    S = te.compute((5,), lambda i: te.sum(A[i, k], axis=k, where=k < 4), name="S")
+    with pytest.raises(ScheduleError, match="'S' reduces under a condition"):
+        te.create_schedule(S.op).expand_reduction(S)
+    B = te.compute((5,), lambda i: A[i, 0] + 1, name="B")
+    with pytest.raises(ScheduleError, match="'B' is not a reduction"):
+        te.create_schedule(B.op).expand_reduction(B)
+    s = te.create_schedule(S.op)
+    s[S].split(S.op.axis[0], factor=2)
+    with pytest.raises(ScheduleError, match="already scheduled"):
+        s.expand_reduction(S)
