@@ -75,7 +75,10 @@ def _fmt_ratio(ratio):
 
 def short_target(key):
     """A target key is the full LLVM feature list (hundreds of characters); show the CPU name
-    and a hash that still tells apart two keys of the same CPU with different features."""
+    and a hash that still tells apart two keys of the same CPU with different features. CUDA
+    keys ("cuda -arch=sm_80", "cuda-emu") are short and shown whole."""
+    if not key.startswith("llvm"):
+        return key
     cpu = re.search(r"-mcpu=(\S+)", key)
     digest = hashlib.sha1(key.encode()).hexdigest()[:6]
     return f"{cpu.group(1) if cpu else key.split()[0]}#{digest}"

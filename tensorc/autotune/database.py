@@ -121,6 +121,9 @@ def target_key(target="llvm"):
     """The canonical key of a target string (or ``Target``): resolved against this host, with
     CPU name and the sorted, de-duplicated feature list. Keys are target strings themselves and
     ``target_key(target_key(t)) == target_key(t)``, so functions taking a target take a key too."""
+    if str(target).split()[:1] in (["cuda"], ["cuda-emu"]):
+        from .device_limits import cuda_target_key
+        return cuda_target_key(target)
     t = _target.parse(target)
     return str(replace(t, features=tuple(sorted(set(t.features)))))
 

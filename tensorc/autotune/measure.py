@@ -24,6 +24,11 @@ once per task, or set from a database record with ``set_baseline_scale`` so that
 run shares the first run's unit). Costs stay in seconds, and every cost of a task is relative
 to one fixed piece of code.
 
+CUDA tasks ("cuda", "cuda -arch=sm_XX", "cuda-emu") build and run through ``measure_cuda``:
+the builder also checks each candidate against the device's limits (``device_limits``) and
+files one that exceeds them as RESOURCE_ERROR without running it; runs on a GPU are timed
+with CUDA events, and pairing works the same way.
+
 ``MeasureOption(executor=...)`` sends the runs to any ``concurrent.futures.Executor``: each of
 its worker processes keeps its own isolated run child. To measure on a fleet with dask, start
 one single-threaded worker per machine (``dask worker SCHEDULER --nworkers 1 --nthreads 1``)
@@ -58,7 +63,7 @@ from .measure_worker import (
     forked,
     run_request,
 )
-from .task import _identifier
+from .task import _identifier, target_family
 
 log = logging.getLogger("tensorc.autotune")
 
@@ -124,6 +129,9 @@ class MeasureOption:
     check, rtol, atol, seed: compare outputs with ``task.reference(seed)`` (tolerances default
     by dtype, see TOLERANCES). executor: where runs go (default: a child of this process).
     paired: time each candidate alternately with the task's baseline (module docstring).
+    device_limits: the ``DeviceLimits`` CUDA candidates are checked against (default: the
+    GPU's, else the table's for the target's architecture); reject_spills: also reject CUDA
+    kernels that spill registers (``measure_cuda`` says why).
     """
     number: int = 1
     repeat: int = 5
@@ -139,6 +147,8 @@ class MeasureOption:
     seed: int = 0
     executor: Any = None
     paired: bool = True
+    device_limits: Any = None
+    reject_spills: bool = True
 
     def __post_init__(self):
         def need(name, ok, what):
@@ -164,6 +174,9 @@ class MeasureOption:
                  "None or a number >= 0")
         need("executor", self.executor is None or callable(getattr(self.executor, "submit", None)),
              "None or a concurrent.futures.Executor")
+        from .device_limits import DeviceLimits
+        need("device_limits", self.device_limits is None or
+             isinstance(self.device_limits, DeviceLimits), "None or a DeviceLimits")
 
     def tolerance(self, dtype):
         """(rtol, atol) for an output of ``dtype``."""
@@ -171,17 +184,24 @@ class MeasureOption:
         return (rtol if self.rtol is None else self.rtol, atol if self.atol is None else self.atol)
 
 
-def _build_job(task, index):
-    """In a build process: instantiate, lower and compile one point of ``task``'s space."""
+def _build_job(task, checks, index):
+    """In a build process: instantiate, lower and compile one point of ``task``'s space; a
+    CUDA task's with ``checks`` (``measure_cuda.GpuChecks``)."""
     from ..driver import build
+    from .measure_cuda import DeviceLimitError, build_gpu
     try:
         s, tensors = task.instantiate(index)
     except Exception as e:  # noqa: BLE001 - whatever the template raises fails only this point
         return BuildResult(None, None, 0.0, MeasureErrorNo.INSTANTIATION_ERROR,
                            _describe(e, task))
     try:
+        if checks is not None:
+            return BuildResult(*build_gpu(task, s, tensors, checks, _identifier(task.name)),
+                               0.0)
         module = build(s, tensors, target=task.target, name=_identifier(task.name))
         return BuildResult(Path(module.path).read_bytes(), module.metadata, 0.0)
+    except DeviceLimitError as e:
+        return BuildResult(None, None, 0.0, MeasureErrorNo.RESOURCE_ERROR, str(e))
     except Exception as e:  # noqa: BLE001 - a compiler failure fails only this point
         return BuildResult(None, None, 0.0, MeasureErrorNo.COMPILE_ERROR, _describe(e, task))
 
@@ -250,7 +270,7 @@ class Measurer:
         if task is not self._build_task:
             for w in self._builders:
                 w.stop()
-            start = forked(functools.partial(_build_job, task))
+            start = forked(functools.partial(_build_job, task, self._gpu_checks(task)))
             self._builders = [Worker(start) for _ in range(self.n_parallel_builds)]
             self._build_task = task
         limit = self.option.build_timeout
@@ -271,6 +291,16 @@ class Measurer:
                     results[pos] = self._build_result(status, value, time.perf_counter() - t0)
         return results
 
+    def _gpu_checks(self, task):
+        """The ``GpuChecks`` of a CUDA task (None for a CPU one), made in this process: a
+        GPU's limits are asked for here, never in a build process."""
+        if target_family(task.target) != "cuda":
+            return None
+        from .device_limits import limits_for_target
+        from .measure_cuda import gpu_checks
+        limits = self.option.device_limits or limits_for_target(task.target)
+        return gpu_checks(task.target, limits, self.option.reject_spills)
+
     def _build_result(self, status, value, seconds):
         if status == "ok":
             return value._replace(build_time=seconds)
@@ -285,6 +315,9 @@ class Measurer:
     def run(self, task, builds):
         """One ``MeasureResult`` per ``BuildResult``, in order; failed builds are not run."""
         opt = self.option
+        if str(task.target).split()[0] == "cuda" and opt.executor is None:
+            from ..runtime.cuda_module import cuda_status, require_cuda
+            require_cuda(f"measure {task.key}", cuda_status())
         data = self._data(task)
         base = self.baseline(task) if opt.paired else None
         results, pending = [None] * len(builds), []
@@ -293,7 +326,7 @@ class Measurer:
                 results[pos] = MeasureResult((), MeasureErrorNo(b.error_no), b.error_msg,
                                              b.build_time, time.time())
                 continue
-            pending.append((pos, b, self._request(data, b.library, base)))
+            pending.append((pos, b, self._request(task, data, b.library, base)))
         replies = self._replies([req for _, _, req in pending])
         for (pos, b, _), reply in zip(pending, replies):
             costs = tuple(reply.costs)
@@ -310,12 +343,12 @@ class Measurer:
         return (_data_key(inputs, expected), inputs, expected,
                 tuple(opt.tolerance(e.dtype) for e in expected))
 
-    def _request(self, data, library, base):
+    def _request(self, task, data, library, base):
         key, inputs, expected, tolerances = data
         opt = self.option
         return RunRequest(library, key, inputs, expected, tolerances, opt.check, opt.number,
                           opt.repeat, opt.min_repeat_ms, opt.warmup, self.threads, opt.timeout,
-                          None if base is None else base.library)
+                          None if base is None else base.library, str(task.target).split()[0])
 
     def _replies(self, requests):
         if self.option.executor is None:
@@ -354,7 +387,8 @@ class Measurer:
         if scale is None:
             data = self._data(task)
             costs = []
-            for reply in self._replies([self._request(data, b.library, None)] * CALIBRATION_RUNS):
+            request = self._request(task, data, b.library, None)
+            for reply in self._replies([request] * CALIBRATION_RUNS):
                 if reply.error_no != MeasureErrorNo.NO_ERROR:
                     log.warning("%s: its baseline (default schedule) failed to run, so times "
                                 "are not paired: %s", task.key, reply.error_msg)

@@ -51,6 +51,7 @@ class MeasureErrorNo(enum.IntEnum):
     RUNTIME_ERROR = 3        # the candidate crashed its process or raised when called
     WRONG_ANSWER = 4         # outputs differ from the reference: its time never counts
     TIMEOUT = 5              # the run passed MeasureOption.timeout
+    RESOURCE_ERROR = 6       # a CUDA kernel exceeds the device's limits (or spills): not run
     BUILD_TIMEOUT = 7        # the build passed MeasureOption.build_timeout
 
 
@@ -58,7 +59,9 @@ class RunRequest(NamedTuple):
     """Everything a run child needs, as plain data (no task, no template): it can travel to
     another machine. ``inputs``/``expected`` may be None when the child already holds the data
     of ``data_key``; ``tolerances`` has one (rtol, atol) per output. ``baseline``: another
-    build of the same task, timed alternately with the candidate (see ``paired_times``)."""
+    build of the same task, timed alternately with the candidate (see ``paired_times``).
+    ``kind``: the target kind the library was built for; "cuda" and "cuda-emu" libraries
+    are pickled ``measure_cuda.GpuBuild`` objects."""
     library: bytes
     data_key: str
     inputs: tuple | None
@@ -72,6 +75,7 @@ class RunRequest(NamedTuple):
     threads: int
     timeout: float
     baseline: bytes | None = None
+    kind: str = "llvm"
 
 
 class RunReply(NamedTuple):
@@ -345,7 +349,8 @@ class Evaluator:
     Each candidate is unloaded (dlclose) once measured: its library's destructor joins its
     thread pool, so a long-lived child holds one pool at a time besides the baseline's. That
     is safe because the thread count is fixed for the child's life (``TENSORC_NUM_THREADS``,
-    set by ``Runner``): nothing ever writes to an unloaded library's globals.
+    set by ``Runner``): nothing ever writes to an unloaded library's globals. Candidates of
+    CUDA targets (``RunRequest.kind``) are measured by ``measure_cuda.evaluate``.
     """
 
     def __init__(self, directory):
@@ -354,6 +359,13 @@ class Evaluator:
         self._baseline = None  # (digest, library handle, Module)
 
     def __call__(self, request):
+        if request.kind != "llvm":
+            from .measure_cuda import evaluate
+            try:
+                inputs, expected = self._inputs(request)
+            except RuntimeError as e:
+                return RunReply((), MeasureErrorNo.RUNTIME_ERROR, str(e))
+            return evaluate(request, inputs, expected)
         library = None
         try:
             library, module = self._load(request.library)
@@ -386,12 +398,15 @@ class Evaluator:
             self._baseline = (digest, library, module)
         return self._baseline[2]
 
-    def _evaluate(self, module, baseline, request):
+    def _inputs(self, request):
         if request.inputs is not None:
             self._data_key, self._data = request.data_key, (request.inputs, request.expected)
         if self._data_key != request.data_key:
             raise RuntimeError(f"no inputs for {request.data_key!r} were sent")
-        inputs, expected = self._data
+        return self._data
+
+    def _evaluate(self, module, baseline, request):
+        inputs, expected = self._inputs(request)
         fn = module.get_function(module.entry_name)
         args = _arguments(fn.params, inputs, expected)
         fn(*args)
@@ -413,6 +428,19 @@ class Evaluator:
         return RunReply(costs, MeasureErrorNo.NO_ERROR, "", baseline_costs=base_costs)
 
 
+class _Clock:
+    """A compiled CPU function on fixed arguments, in the shape ``alternated`` times."""
+
+    def __init__(self, fn, addresses):
+        self.fn, self.addresses = fn, addresses
+
+    def call(self):
+        self.fn.call_checked(self.addresses)
+
+    def seconds(self, n):
+        return _timed(self.fn, self.addresses, n)
+
+
 def paired_times(fn, base, args, number, repeat, min_repeat_ms):
     """Seconds per call of ``fn`` and of ``base`` in each of ``repeat`` rounds, the two timed
     back to back (which goes first alternates).
@@ -425,17 +453,33 @@ def paired_times(fn, base, args, number, repeat, min_repeat_ms):
     addresses = fn.check(args)
     fn.call_checked(addresses)
     base.call_checked(addresses)
-    counts = {}
-    for f, n in ((fn, number), (base, 1)):  # calls per timed run: doubled until one lasts
-        while _timed(f, addresses, n) * 1e3 < min_repeat_ms:   # min_repeat_ms
-            n *= 2
-        counts[f] = n
-    times = {fn: [], base: []}
+    return alternated(_Clock(fn, addresses), _Clock(base, addresses), number, repeat,
+                      min_repeat_ms)
+
+
+def _calls_per_run(clock, n, min_repeat_ms):
+    """``n`` doubled until ``n`` calls last ``min_repeat_ms``."""
+    while clock.seconds(n) * 1e3 < min_repeat_ms:
+        n *= 2
+    return n
+
+
+def alternated(a, b, number, repeat, min_repeat_ms):
+    """``paired_times`` for any two clocks (objects with ``call()``, untimed, and
+    ``seconds(n)``, the time of ``n`` calls): a CPU function or a CUDA candidate."""
+    counts = {a: _calls_per_run(a, number, min_repeat_ms), b: _calls_per_run(b, 1, min_repeat_ms)}
+    times = {a: [], b: []}
     for r in range(repeat):
-        for f in ((fn, base) if r % 2 == 0 else (base, fn)):
-            f.call_checked(addresses)  # untimed: wakes its thread pool, reloads its caches
-            times[f].append(_timed(f, addresses, counts[f]) / counts[f])
-    return tuple(times[fn]), tuple(times[base])
+        for c in ((a, b) if r % 2 == 0 else (b, a)):
+            c.call()  # untimed: wakes its thread pool, reloads its caches
+            times[c].append(c.seconds(counts[c]) / counts[c])
+    return tuple(times[a]), tuple(times[b])
+
+
+def repeated_times(clock, number, repeat, min_repeat_ms):
+    """Seconds per call of ``clock`` in each of ``repeat`` runs (unpaired)."""
+    n = _calls_per_run(clock, number, min_repeat_ms)
+    return tuple(clock.seconds(n) / n for _ in range(repeat))
 
 
 def _timed(fn, addresses, n):

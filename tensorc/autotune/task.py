@@ -4,6 +4,11 @@ A task is what the tuner searches and what the database files results under, so 
 (``key``) is plain data: the template's name and its JSON-encoded arguments. Everything else --
 the space, the argument tensors, the flop count, the reference outputs that every candidate
 must reproduce -- is derived from running the template, once, in space-defining mode.
+
+A template name may have one variant per target family (AutoTVM's ``dense.x86`` /
+``dense.cuda``): "llvm" for the CPU, "cuda" for "cuda", "cuda -arch=sm_XX" and "cuda-emu"
+(which runs the same CUDA C on the CPU, so it tunes the GPU variant). A task takes the
+variant of its target's family.
 """
 import importlib
 import json
@@ -18,8 +23,12 @@ from .space import ConfigEntity, ConfigSpace, SpaceError, using_config
 
 log = logging.getLogger("tensorc.autotune")
 
-#: name -> Template, filled by the ``@template`` decorator.
+#: name -> Template of the CPU ("llvm") variants, filled by the ``@template`` decorator.
 TEMPLATES = {}
+#: target family -> {name -> Template}.
+VARIANTS = {"llvm": TEMPLATES, "cuda": {}}
+#: target kind -> the family whose templates it runs.
+FAMILIES = {"llvm": "llvm", "cuda": "cuda", "cuda-emu": "cuda"}
 
 
 class Template:
@@ -29,8 +38,8 @@ class Template:
     ``apply_history_best`` context, or the space's first point when none is recorded.
     """
 
-    def __init__(self, name, func):
-        self.name, self.func = name, func
+    def __init__(self, name, func, target="llvm"):
+        self.name, self.func, self.target = name, func, target
         self.module = func.__module__
         self.__doc__ = func.__doc__
 
@@ -38,21 +47,34 @@ class Template:
         from .space import _active
         if getattr(_active, "cfg", None) is not None:
             return self.func(*args)
-        return create_task(self.name, args).instantiate_best()
+        return create_task(self.name, args, self.target).instantiate_best()
 
     def __repr__(self):
-        return f"Template({self.name!r} from {self.module})"
+        return f"Template({self.name!r} for {self.target} from {self.module})"
 
 
-def template(name):
-    """Register a template under ``name`` (AutoTVM's ``@autotvm.template``)."""
+def template(name, target="llvm"):
+    """Register a template under ``name`` for the target family of ``target`` ("llvm" or
+    "cuda"; AutoTVM's ``@autotvm.template``)."""
+    family = target_family(target)
+    registry = VARIANTS[family]
+
     def register(func):
-        if name in TEMPLATES and TEMPLATES[name].func.__qualname__ != func.__qualname__:
-            raise SpaceError(f"template {name!r} is already registered "
-                             f"({TEMPLATES[name].module}.{TEMPLATES[name].func.__qualname__})")
-        TEMPLATES[name] = Template(name, func)
-        return TEMPLATES[name]
+        if name in registry and registry[name].func.__qualname__ != func.__qualname__:
+            raise SpaceError(f"template {name!r} is already registered for {family} "
+                             f"({registry[name].module}.{registry[name].func.__qualname__})")
+        registry[name] = Template(name, func, family)
+        return registry[name]
     return register
+
+
+def target_family(target):
+    """ "llvm" or "cuda": whose templates a target runs."""
+    kind = (str(target).split() or [""])[0] if target else ""
+    if kind not in FAMILIES:
+        raise ValueError(f"autotune: unknown target {target!r}; available: "
+                         f"{', '.join(map(repr, FAMILIES))} (cuda takes -arch=sm_XX)")
+    return FAMILIES[kind]
 
 
 def _json_args(name, args):
@@ -64,10 +86,23 @@ def _json_args(name, args):
 
 
 def _check_target(target):
-    kind = str(target).split()[0] if target else ""
-    if kind != "llvm":
-        raise ValueError(f"autotune: unknown target {target!r}; available: 'llvm'")
+    if target_family(target) == "cuda":
+        from .device_limits import cuda_arch
+        cuda_arch(target)  # a bad -arch fails here, not in every build
     return str(target)
+
+
+def _variant(name, target):
+    """The template ``name`` registered for ``target``'s family."""
+    family = target_family(target)
+    if name in VARIANTS[family]:
+        return VARIANTS[family][name]
+    others = [f for f, registry in VARIANTS.items() if name in registry]
+    if others:
+        raise ValueError(f"template {name!r} has no variant for target {target!r} (a "
+                         f"{family} target); it has: {', '.join(others)}")
+    raise SpaceError(f"no template named {name!r}; registered: {sorted(VARIANTS[family])} "
+                     f"for {family}")
 
 
 class Task:
@@ -78,9 +113,8 @@ class Task:
         self.args = tuple(args)
         self.target = _check_target(target)
         if func is None:
-            if name not in TEMPLATES:
-                raise SpaceError(f"no template named {name!r}; registered: {sorted(TEMPLATES)}")
-            func, module = TEMPLATES[name].func, TEMPLATES[name].module
+            found = _variant(name, self.target)
+            func, module = found.func, found.module
         self.func, self.module = func, module
         self.key = key or f"{name}{_json_args(name, self.args)}"
         self._lock = threading.Lock()
@@ -152,9 +186,12 @@ class Task:
             return self.func(*self.args)
 
     def lower(self, config, name=None):
+        """The lowered program; a CUDA task's in the form its code generator takes."""
         from ..driver import lower
         s, tensors = self.instantiate(config)
-        return lower(s, tensors, name=name or _identifier(self.name))
+        gpu = target_family(self.target) == "cuda"
+        return lower(s, tensors, name=name or _identifier(self.name),
+                     target=self.target.split()[0] if gpu else None)
 
     def build(self, config, name=None):
         from ..driver import build
@@ -210,7 +247,8 @@ class Task:
         return create_task(d["name"], d["args"], d.get("target", "llvm"), d.get("module"))
 
     def __reduce__(self):
-        if self.name not in TEMPLATES or TEMPLATES[self.name].func is not self.func:
+        registry = VARIANTS[target_family(self.target)]
+        if self.name not in registry or registry[self.name].func is not self.func:
             raise TypeError(f"task {self.key}: only tasks of registered templates can be "
                             "pickled (build candidates where the task was made)")
         return (create_task, (self.name, self.args, self.target, self.module))
@@ -220,11 +258,13 @@ class Task:
 
 
 def create_task(name, args=(), target="llvm", module=None):
-    """The task of template ``name`` on ``args`` (AutoTVM's ``autotvm.task.create``).
-    ``module`` is imported first when the template is not registered yet (a worker process)."""
-    if name not in TEMPLATES and module:
+    """The task of template ``name`` on ``args`` for ``target`` (AutoTVM's
+    ``autotvm.task.create``), with the template's variant for the target's family. ``module``
+    is imported first when the template is not registered yet (a worker process)."""
+    registry = VARIANTS[target_family(target)]
+    if name not in registry and module:
         importlib.import_module(module)
-    if name not in TEMPLATES:
+    if name not in registry:
         importlib.import_module("tensorc.ops.templates")  # the built-in ops' templates
     return Task(name, args, target)
 
@@ -285,5 +325,5 @@ def _identifier(name):
     return ident if ident and not ident[0].isdigit() else f"t_{ident}"
 
 
-__all__ = ["TEMPLATES", "Template", "template", "Task", "create_task", "random_array",
-           "compute_flop"]
+__all__ = ["TEMPLATES", "VARIANTS", "Template", "template", "target_family", "Task",
+           "create_task", "random_array", "compute_flop"]

@@ -2,9 +2,11 @@
 ``run_predict_and_route``, ``run_squash`` and ``run_em_votes`` return fresh numpy arrays.
 
 Each call looks its kernel up by (op, input shapes, dtype, op parameters, target, thread count)
-and compiles it -- the TE of ``ops.capsule`` with its default schedule -- only the first time:
-a later call with the same key reuses the loaded module (``cache_info()`` counts hits and
-misses). The thread count is in the key because the schedule sizes its batch blocks by it.
+and compiles it -- the TE of ``ops.capsule`` with its default schedule, the CPU one
+(``capsule_schedule``) or, for "cuda" targets and "cuda-emu", the GPU one
+(``capsule_schedule_gpu``) -- only the first time: a later call with the same key reuses the
+loaded module (``cache_info()`` counts hits and misses). The thread count is in the key
+because the CPU schedule sizes its batch blocks by it.
 Iterations, eps, axis and stride are compile-time constants of the kernel, so each value is a
 kernel of its own.
 """
@@ -41,11 +43,18 @@ def _kernel(op, shapes, dtype, params, target, threads):
     from tensorc import te
 
     from .schedule_cpu import schedule_for
+    from .schedule_gpu import schedule_for_gpu
     build, names = _OPS[op]
     args = [te.placeholder(shape, dtype, name) for name, shape in zip(names, shapes)]
     out = build(*args, **dict(params))
-    mod = tc.build(schedule_for(out), args + [out], target=target, name=f"capsule_{op}")
+    schedule = schedule_for_gpu if _is_gpu(target) else schedule_for
+    mod = tc.build(schedule(out), args + [out], target=target, name=f"capsule_{op}")
     return mod, tuple(out.shape)
+
+
+def _is_gpu(target):
+    """Whether ``target`` ("cuda", "cuda -arch=sm_90", "cuda-emu") takes the GPU schedules."""
+    return isinstance(target, str) and target.split()[0].startswith("cuda")
 
 
 def cache_info():

@@ -53,11 +53,11 @@ def _vector(st, axis, n, lanes):
             return
 
 
-def _part(t):
+def part_of(t):
     return getattr(t.op, "attrs", {}).get("part", "")
 
 
-def _is_predict(s, t):
+def is_predict(s, t):
     op = t.op
     return getattr(op, "tag", None) == "capsule" and op.attrs.get("capsule") == "predict" and \
         "part" not in op.attrs and not s[t].is_output
@@ -105,7 +105,7 @@ def schedule_predict_block(s, u_hat, parent=None, loop=None, block=None):
     at.unroll(k)
     at.unroll(ab)
     at.vectorize(ad)
-    pack = next(t for t in acc.op.input_tensors if _part(t) == "pack")
+    pack = next(t for t in acc.op.input_tensors if part_of(t) == "pack")
     for t in acc.op.input_tensors:
         if t is not pack and not s[t].is_placeholder and s[t].attach_type == "root":
             s[t].compute_at(st, i)  # u computed (a graph's squash before it): once per i
@@ -133,7 +133,7 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
         raise ValueError(f"schedule_routing: predict must be one of {PREDICT_AT}, got "
                          f"{predict!r}")
     st = s[v]
-    parts = {_part(t): t for t in composite_parts(s, v)}
+    parts = {part_of(t): t for t in composite_parts(s, v)}
     B, J, Dout = v.shape
     lanes = vector_lanes(v.dtype)
     b, j, d = st.op.axis
@@ -143,7 +143,7 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
         st.parallel(bo)
     _vector(st, d, Dout, 2 * lanes)
     u_hat = next(t for t in s[parts["s0"]].op.input_tensors)
-    if _is_predict(s, u_hat):
+    if is_predict(s, u_hat):
         if predict == "root" or predict == "auto" and B < _threads():
             schedule_predict_block(s, u_hat)
         else:
@@ -205,7 +205,7 @@ def schedule_squash(s, out):
     the rest, the innermost axis vectorized."""
     st = s[out]
     axis = out.op.attrs["axis"]
-    (n2,) = [t for t in out.op.input_tensors if _part(t) == "norm2"]
+    (n2,) = [t for t in out.op.input_tensors if part_of(t) == "norm2"]
     lanes = vector_lanes(out.dtype)
     lead = st.op.axis[:axis]
     outer = st.fuse(*lead) if lead else None

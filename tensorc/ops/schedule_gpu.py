@@ -19,10 +19,14 @@ Every schedule makes each output one kernel, its producers inlined or computed i
 
 The CPU layouts the ops build (packed weights, NCHW[x]c blocks) are inlined into these kernels:
 a GPU reads the operands in place.
+
+The schedule functions take their constants as keyword arguments, defaulting to the ones
+below: the CUDA tuning templates (``templates_gpu``) turn them into knobs.
 """
 from .. import te
 from ..schedule.schedule_ops import inline_bodies
 from ..te.tensor import Tensor
+from .capsule_schedule_gpu import schedule_capsule_gpu
 from .schedule_cpu import composite_parts, inline_injective_producers, reduces_innermost
 from .util import is_injective, prod
 
@@ -57,11 +61,11 @@ def _fuse(st, axes):
     return axes[0] if len(axes) == 1 else st.fuse(*axes)
 
 
-def _row_threads(n):
-    """Threads for a row of n elements: the largest power of two not above n or ROW_THREADS,
+def _row_threads(n, cap=ROW_THREADS):
+    """Threads for a row of n elements: the largest power of two not above n or ``cap``,
     so that every thread of the all-reduce has a share."""
     t = 1
-    while t * 2 <= min(n, ROW_THREADS):
+    while t * 2 <= min(n, cap):
         t *= 2
     return t
 
@@ -104,12 +108,13 @@ def schedule_injective(s, out):
 
 # ------------------------------------------------------------------------------ reductions
 
-def _rows(s, out, lead, parts, n):
+def _rows(s, out, lead, parts, n, row_threads=ROW_THREADS):
     """Block-per-row shape shared by reductions, softmax and norms: ``out``'s ``lead`` axes
     on blockIdx, its other axes on threads; the composite's reductions computed at the block
-    with a cross-thread all-reduce over their rows of ``n`` elements, its other parts inlined."""
+    with a cross-thread all-reduce over their rows of ``n`` elements (by at most
+    ``row_threads`` threads), its other parts inlined."""
     st = s[out]
-    threads = _row_threads(n)
+    threads = _row_threads(n, row_threads)
     if not st.op.axis[:lead] and (parts or not st.op.reduce_axis):
         raise ValueError(f"schedule_for_gpu: {out.name!r} is computed from whole-tensor "
                          "statistics in one block, which needs an axis to attach them to; "
@@ -134,10 +139,11 @@ def _rows(s, out, lead, parts, n):
         cross_thread_reduce(s[t], threads)
 
 
-def schedule_reduce(s, out):
+def schedule_reduce(s, out, row_threads=ROW_THREADS, threads=THREADS):
     """One block per output (point of a composite) when the reduction is long and its
     layout lets a block read a row contiguously (or there are few outputs); otherwise one
-    thread per output, consecutive threads reading consecutive addresses."""
+    thread per output, consecutive threads reading consecutive addresses. ``row_threads``
+    caps a row's threads, ``threads`` is the block size of the thread-per-output form."""
     parts = composite_parts(s, out)
     for t in [out] + parts:
         inline_injective_producers(s, t)
@@ -148,67 +154,81 @@ def schedule_reduce(s, out):
     n = prod(_extent(iv) for iv in main.op.reduce_axis)
     few = prod(out.shape) < 4 * THREADS
     if n >= ROW_MIN and (few or reduces_innermost(main, inline_bodies(s))) or not out.shape:
-        _rows(s, out, len(out.shape), parts, n)
+        _rows(s, out, len(out.shape), parts, n, row_threads)
         return s
     st = s[out]
-    _, tx = _threads_over(st, list(st.op.axis), min(THREADS, prod(out.shape)))
+    _, tx = _threads_over(st, list(st.op.axis), min(threads, prod(out.shape)))
     for t in parts:
         s[t].compute_at(st, tx)
     return s
 
 
-def schedule_softmax(s, out):
-    """One block per row (the axes before the softmax axis): max and sum all-reduced, the
-    exponentials recomputed where they are read, the row written by all threads."""
+def schedule_softmax(s, out, row_threads=ROW_THREADS):
+    """One block per row (the axes before the softmax axis): max and sum all-reduced by at
+    most ``row_threads`` threads, the exponentials recomputed where they are read, the row
+    written by all threads."""
     parts = composite_parts(s, out)
     for t in [out] + parts:
         inline_injective_producers(s, t)
     axis = s[out].op.attrs["axis"]
-    _rows(s, out, axis, parts, out.shape[axis])
+    _rows(s, out, axis, parts, out.shape[axis], row_threads)
     return s
 
 
-def schedule_norm(s, out):
-    """One block per statistics group: sum and centred sum of squares all-reduced, then the
-    normalised group written by all threads."""
+def schedule_norm(s, out, row_threads=ROW_THREADS):
+    """One block per statistics group: sum and centred sum of squares all-reduced (by at
+    most ``row_threads`` threads), then the normalised group written by all threads."""
     parts = composite_parts(s, out)
     for t in [out] + parts:
         inline_injective_producers(s, t)
     stats = [t for t in parts if s[t].op.reduce_axis]
     n = prod(_extent(iv) for iv in s[stats[0]].op.reduce_axis) if stats else 1
-    _rows(s, out, s[out].op.attrs["stat_axes"], parts, n)
+    _rows(s, out, s[out].op.attrs["stat_axes"], parts, n, row_threads)
     return s
 
 
 # ------------------------------------------------------------------------------ matrix products
 
-def _cooperative_fetch(s, cache, threads_y, threads_x):
+def _cooperative_fetch(s, cache, threads_y, threads_x, vector=1):
     """Every thread of the block copies part of a shared tile: its axes fused and dealt out
-    over threadIdx.y x threadIdx.x, consecutive threads taking consecutive elements."""
+    over threadIdx.y x threadIdx.x, consecutive threads taking consecutive elements (or
+    ``vector`` consecutive elements each, one vector load)."""
     st = s[cache]
-    _, inner = st.split(_fuse(st, list(st.op.axis)), factor=threads_y * threads_x)
+    axes = list(st.op.axis)
+    if vector > 1:
+        axes[-1], v = st.split(axes[-1], factor=vector)
+        st.vectorize(v)
+    _, inner = st.split(_fuse(st, axes), factor=threads_y * threads_x)
     ty, tx = st.split(inner, factor=threads_x)
     _bind(st, ty, "threadIdx.y")
     _bind(st, tx, "threadIdx.x")
 
 
-def schedule_matmul(s, anchor, out):
+def schedule_matmul(s, anchor, out, threads=MM_THREADS, reg=None, kt=None, unroll=True,
+                    vector=1):
     """Shared-memory tiles and register blocks for ``anchor`` (a matmul/dense reduction over
-    its last axes), written to ``out`` (the anchor itself or an elementwise epilogue of it)."""
+    its last axes), written to ``out`` (the anchor itself or an elementwise epilogue of it).
+
+    ``threads`` per block side, ``reg`` x ``reg`` outputs per thread and a K-slice of ``kt``
+    (by default REG_LARGE / KT_LARGE for big products, else REG_SMALL / KT_SMALL); ``unroll``
+    the register block; ``vector``: elements per load of the shared-tile fetch (the caller
+    makes sure the tiles' rows are that aligned)."""
     m, n = anchor.shape[-2:]
-    reg = REG_LARGE if min(m, n) >= 8 * MM_THREADS * REG_LARGE else REG_SMALL
-    kt = KT_LARGE if reg == REG_LARGE else KT_SMALL
+    if reg is None:
+        reg = REG_LARGE if min(m, n) >= 8 * threads * REG_LARGE else REG_SMALL
+    if kt is None:
+        kt = KT_LARGE if reg == REG_LARGE else KT_SMALL
     if out is anchor:
         local = s.cache_write(anchor, "local")
     else:
         local = anchor
     ost = s[out]
     *batch, i, j = ost.op.axis
-    bi, ii = ost.split(i, factor=MM_THREADS * reg)
-    bj, jj = ost.split(j, factor=MM_THREADS * reg)
+    bi, ii = ost.split(i, factor=threads * reg)
+    bj, jj = ost.split(j, factor=threads * reg)
     # no more threads per side than rows / columns: every thread then reaches the barriers
     # of the shared-tile fetch (a guarded thread loop could not hold them)
-    ty, tx = min(MM_THREADS, m), min(MM_THREADS, n)
+    ty, tx = min(threads, m), min(threads, n)
     ti, ii = ost.split(ii, nparts=ty)
     tj, jj = ost.split(jj, nparts=tx)
     ost.reorder(bi, bj, ti, tj, ii, jj)
@@ -222,12 +242,13 @@ def schedule_matmul(s, anchor, out):
     *_, ci, cj = lst.op.axis
     ko, ki = lst.split(lst.op.reduce_axis[0], factor=kt)
     lst.reorder(ko, ki, ci, cj)
-    lst.unroll(ci)
-    lst.unroll(cj)
+    if unroll:
+        lst.unroll(ci)
+        lst.unroll(cj)
     for t in list(lst.op.input_tensors):
         cache = s.cache_read(t, "shared", [local])
         s[cache].compute_at(lst, ko)
-        _cooperative_fetch(s, cache, ty, tx)
+        _cooperative_fetch(s, cache, ty, tx, vector)
         if not s[t].is_placeholder:
             s[t].compute_inline()
     return s
@@ -235,10 +256,11 @@ def schedule_matmul(s, anchor, out):
 
 # ------------------------------------------------------------------------------ convolutions
 
-def schedule_conv(s, anchor, out):
+def schedule_conv(s, anchor, out, threads=CONV_THREADS, unroll=True):
     """A thread per output pixel and block of ``cb`` output channels (the anchor's channel
     block, or 4 for a 1x1 convolution): the anchor computed in its registers, reduction
-    loops outside the channel block so each input value feeds ``cb`` accumulators."""
+    loops outside the channel block so each input value feeds ``cb`` accumulators.
+    ``threads`` per block; ``unroll`` the channel block."""
     for t in s[anchor].op.input_tensors:
         if not s[t].is_placeholder and not s[t].op.reduce_axis:
             s[t].compute_inline()
@@ -247,12 +269,13 @@ def schedule_conv(s, anchor, out):
     n, c, *pixel = ost.op.axis
     co, ci = ost.split(c, factor=cb)
     ost.reorder(n, co, *pixel, ci)
-    _, tx = _threads_over(ost, [n, co, *pixel], CONV_THREADS)
-    ost.unroll(ci)
+    _, tx = _threads_over(ost, [n, co, *pixel], threads)
+    if unroll:
+        ost.unroll(ci)
     ast = s[anchor]
     ast.compute_at(ost, tx)
     ast.reorder(*ast.op.reduce_axis, *ast.op.axis)
-    if cb > 1:
+    if cb > 1 and unroll:
         ast.unroll(ast.op.axis[-1] if len(anchor.shape) == 5 else ast.op.axis[1])
     return s
 
@@ -299,7 +322,8 @@ def schedule_row_epilogue(s, anchor, out):
 # ------------------------------------------------------------------------------ entry point
 
 #: tag -> schedule(s, out) of the ops that are not injective.
-SCHEDULES = {"reduce": schedule_reduce, "softmax": schedule_softmax, "norm": schedule_norm}
+SCHEDULES = {"reduce": schedule_reduce, "softmax": schedule_softmax, "norm": schedule_norm,
+             "capsule": schedule_capsule_gpu}
 
 
 def _heavy_anchor(s, out):
@@ -321,6 +345,14 @@ def _heavy_anchor(s, out):
     for st in between:
         st.compute_inline()
     return found[0].op.output(0)
+
+
+def heavy_anchor(s, out):
+    """The matmul or convolution reduction ``out`` is (or is an elementwise epilogue of, whose
+    stages between are then inlined); None when there is none."""
+    if s[out].op.reduce_axis and s[out].op.tag in MATMUL_TAGS + (CONV_ANCHOR,):
+        return out
+    return _heavy_anchor(s, out)
 
 
 def _schedule_heavy(s, anchor, out):
@@ -347,6 +379,8 @@ def schedule_for_gpu(outs):
         row = _row_anchor(s, o) if anchor is None and is_injective(tag) else None
         if anchor is not None:
             _schedule_heavy(s, anchor, st.op.output(0))
+        elif row is not None and row.op.tag == "capsule":
+            schedule_capsule_gpu(s, row, st.op.output(0))
         elif row is not None:
             schedule_row_epilogue(s, row, st.op.output(0))
         elif tag in SCHEDULES:
@@ -355,6 +389,12 @@ def schedule_for_gpu(outs):
             schedule_reduce(s, st.op.output(0))
         else:
             schedule_injective(s, st.op.output(0))
+    return inline_leftovers(s)
+
+
+def inline_leftovers(s):
+    """Inline the elementwise intermediates no schedule placed (a template that schedules
+    one op by hand ends the same way ``schedule_for_gpu`` does)."""
     for st in s.stages:
         if not st.is_placeholder and not st.is_output and st.attach_type == "root" and \
                 not st.op.reduce_axis and not st.relations and not st.iter_var_attrs:

@@ -241,6 +241,7 @@ def reduce(shape, axis=None, reducer="sum", keepdims=False, dtype="float32"):
 
 
 from .capsule_templates import capsule_routing  # noqa: E402  (registers "capsule_routing")
+from . import templates_gpu  # noqa: E402, F401  (registers the CUDA variants)
 
 __all__ = ["dense", "matmul", "batch_matmul", "conv2d_nchw", "depthwise_conv2d", "softmax",
            "reduce", "capsule_routing"]

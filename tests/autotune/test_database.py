@@ -104,7 +104,10 @@ def test_target_key_names_cpu_and_features_canonically():
             == target_key("llvm -mcpu=skylake -mattr=+avx2,+fma,+avx2"))
     assert target_key("llvm -fast-math") != key
     with pytest.raises(ValueError, match="unsupported target"):
-        target_key("cuda")
+        target_key("rocm")
+    assert target_key("cuda -arch=sm_86") == target_key(target_key("cuda -arch=sm_86")) == \
+        "cuda -arch=sm_86"
+    assert target_key("cuda-emu") == "cuda-emu"
 
 
 def test_version_preference(tmp_path):

@@ -96,7 +96,9 @@ def test_bad_tasks_name_what_is_wrong():
         autotune.create_task("nope", (1,))
     with pytest.raises(SpaceError, match="JSON values"):
         autotune.create_task("test_task.matmul", (np.zeros(2), 1, 1))
-    with pytest.raises(ValueError, match="unknown target 'cuda'"):
+    with pytest.raises(ValueError, match="unknown target 'rocm'"):
+        autotune.create_task("test_task.matmul", (4, 4, 4), target="rocm")
+    with pytest.raises(ValueError, match="'test_task.matmul' has no variant for target 'cuda'"):
         autotune.create_task("test_task.matmul", (4, 4, 4), target="cuda")
     with pytest.raises(SpaceError, match="already registered"):
         autotune.template("test_task.matmul")(lambda: None)
