@@ -59,6 +59,8 @@ BENCHES = {
     "models": Bench("bench_models.py", ["--extra", "tvm,torch.compile"],
                     ["--models", "small_cnn", "--batch", "1", "--rounds", "3",
                      "--extra", "tvm,torch.compile"], "single"),
+    "layers": Bench("bench_layers.py", [], ["--model", "small_cnn", "--rounds", "3"],
+                    "single"),
     "fused": Bench("bench_fused.py", [], ["--shape", "4,64,32,32", "--chains", "cheap",
                                           "--rounds", "3"], "list"),
     "capsule": Bench("bench_capsule.py", [], ["--batches", "1", "--threads", "1", "--rounds",

@@ -92,3 +92,15 @@ def test_records_schema(tmp_path):
         "benchmark": "demo", "baseline": "tensorc", "notes": ["torch.compile skipped"],
         "rows": [{"case": "case", "implementation": "tensorc", "threads": 2,
                   "median_ms": 1.5, "min_ms": 1.25}]}
+
+
+def test_bench_layers_lists_both_runtimes_in_model_order(tmp_path):
+    out = tmp_path / "layers.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "bench_layers.py"), "--model",
+                           "small_cnn", "--rounds", "1", "--threads", "1", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "conv2d" in proc.stdout and "Conv" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["implementation"] for r in rows} == {"tensorc", "onnxruntime"}
+    assert all(r["median_ms"] > 0 and r["threads"] == 1 for r in rows)

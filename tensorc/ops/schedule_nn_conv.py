@@ -210,6 +210,11 @@ def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, 
     else:
         cxo, cxi = cs.split(cx, factor=regn)
         cs.reorder(cn, cc, io, cy, cxo, ii, r_kh, r_kw, r_ici, cxi, cb)
+    if conv.op.attrs["dilation"][-1] == 1:
+        # (kw, ici) walk one contiguous run of the packed input row and of the packed kernel
+        # (stride or not): one loop of KW x icb instead of KW loops of icb (16), whose
+        # overhead (reloading the tile's input pointers) cost 3-8% per 3x3 layer
+        cs.fuse(r_kw, r_ici)
     if unroll:
         cs.unroll(cxi)
     cs.vectorize(cb)
