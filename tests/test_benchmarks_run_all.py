@@ -100,7 +100,7 @@ def test_bench_layers_lists_both_runtimes_in_model_order(tmp_path):
                            "small_cnn", "--rounds", "1", "--threads", "1", "--json", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "conv2d" in proc.stdout and "Conv" in proc.stdout
+    assert "conv2d" in proc.stdout and "/fc/Gemm" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
     assert {r["implementation"] for r in rows} == {"tensorc", "onnxruntime"}
     assert all(r["median_ms"] > 0 and r["threads"] == 1 for r in rows)
