@@ -14,8 +14,11 @@ The blocks run in parallel.
 from .schedule_cpu import PARALLEL_MIN, composite_parts, register_schedule, vector_lanes
 from .util import prod
 
-#: Most batch elements whose prediction vectors are computed together per packed W[i].
-MAX_BLOCK = 8
+#: Most batch elements whose prediction vectors are computed together per packed W[i]. Four,
+#: not eight: a block's u_hat (737 KB per element at MNIST sizes) is then 2.9 MB a thread, and
+#: DigitCaps at batch 32 / 128 ran 20-25% faster on 2 threads (7.1 vs 9.2 ms, 19.9 vs 27.7 ms;
+#: benchmarks/RESULTS.md) though each block reads W once more.
+MAX_BLOCK = 4
 
 #: Batch elements whose results accumulate in registers together (x two vectors of Dout=16:
 #: 8 accumulators, leaving registers for W and the broadcast u).
