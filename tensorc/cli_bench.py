@@ -52,6 +52,8 @@ def _add_bench(sub):
     p.add_argument("--threads", type=_count(1), default=None,
                    help="threads for every library (default: tensorc's, TENSORC_NUM_THREADS or "
                         "the usable cores)")
+    p.add_argument("--tuning-db", metavar="DB",
+                   help="compile with the best records of this tuning database (tensorc tune)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=_reported(_cmd_bench))
 
@@ -154,14 +156,17 @@ def _rel_l2(got, want):
     return worst
 
 
-def bench(path, shapes=None, inputs=None, rounds=20, warmup=3, threads=None):
-    """Compile and time the model; returns the report as a dict (what --json prints)."""
+def bench(path, shapes=None, inputs=None, rounds=20, warmup=3, threads=None, tuning_db=None):
+    """Compile (with ``tuning_db``'s best records, when given) and time the model; returns the
+    report as a dict (what --json prints)."""
     import time
 
     import tensorc as tc
     from tensorc.runtime.timing import cpu_pressure, interleaved, summarize
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no model file at {path}")
+    if tuning_db is not None and not os.path.isfile(tuning_db):
+        raise FileNotFoundError(f"--tuning-db: no tuning database at {tuning_db}")
     torchscript = os.path.splitext(path)[1].lower() in TORCHSCRIPT_SUFFIXES
     if torchscript:
         try:
@@ -177,7 +182,7 @@ def bench(path, shapes=None, inputs=None, rounds=20, warmup=3, threads=None):
     threads = threads or tc.runtime.get_num_threads()
     tc.runtime.set_num_threads(threads)
     start = time.perf_counter()
-    mod = tc.compile(graph)
+    mod = tc.compile(graph, tuning_db=tuning_db)
     compile_s = time.perf_counter() - start
     arrays, described = _inputs(mod, given)
     fns, skipped = {"tensorc": lambda: mod(*arrays)}, {}
@@ -201,7 +206,8 @@ def bench(path, shapes=None, inputs=None, rounds=20, warmup=3, threads=None):
             st["tensorc_over_this"] = base / st["median_ms"]
             st["rel_l2_vs_tensorc"] = _rel_l2(outputs["tensorc"], outputs[name])
     return {"model": path, "nodes": len(graph.nodes), "kernels": len(mod.kernel_names),
-            "compile_s": compile_s, "threads": threads, "rounds": rounds, "warmup": warmup,
+            "compile_s": compile_s, "tuning_db": tuning_db, "threads": threads,
+            "rounds": rounds, "warmup": warmup,
             "inputs": described, "results": stats, "skipped": skipped,
             "cpu_pressure_before": pressure_before, "cpu_pressure_after": pressure_after}
 
@@ -210,7 +216,8 @@ def format_text(report):
     inputs = ", ".join(f"{t['name']} {t['dtype']}{t['shape']} ({t['source']})"
                        for t in report["inputs"])
     lines = [(f"{report['model']}: {report['nodes']} nodes -> {report['kernels']} kernels, "
-              f"compiled in {report['compile_s']:.2f} s"),
+              f"compiled in {report['compile_s']:.2f} s"
+              + (f" with the records of {report['tuning_db']}" if report["tuning_db"] else "")),
              f"inputs: {inputs}",
              (f"threads {report['threads']}; {report['rounds']} timed rounds after "
               f"{report['warmup']} warm-up calls, interleaved"),
@@ -230,7 +237,7 @@ def format_text(report):
 
 def _cmd_bench(args) -> int:
     report = bench(args.model, _shape_overrides(args.shape), _input_files(args.input),
-                   args.rounds, args.warmup, args.threads)
+                   args.rounds, args.warmup, args.threads, args.tuning_db)
     print(json.dumps(report, indent=2) if args.json else format_text(report))
     return 0
 

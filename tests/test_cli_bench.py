@@ -84,6 +84,23 @@ def test_onnx_report_fields_and_json(capsys, tiny_onnx):
     assert [t["name"] for t in report["inputs"]] == ["x", "ids"]
 
 
+def test_tuning_db_is_used_and_reported(capsys, tmp_path, tiny_onnx, monkeypatch):
+    from tensorc.autotune import TuningDatabase
+    db = tmp_path / "tune.db"
+    TuningDatabase(str(db)).close()
+    seen = []
+    compile_ = tc.compile
+    monkeypatch.setattr(tc, "compile", lambda g, **kw: seen.append(kw) or compile_(g, **kw))
+    shapes = ["--shape", "x=3,8", "--shape", "ids=3"]
+    report = _bench_json(capsys, tiny_onnx, *shapes, "--tuning-db", str(db))
+    assert report["tuning_db"] == str(db) and seen == [{"tuning_db": str(db)}]
+    assert main(["bench", tiny_onnx, *shapes, *FAST, "--tuning-db", str(db)]) == 0
+    assert f"with the records of {db}" in capsys.readouterr().out
+    assert main(["bench", tiny_onnx, *shapes, *FAST, "--tuning-db", str(tmp_path / "no.db")]) \
+        != 0
+    assert "no tuning database at" in capsys.readouterr().err
+
+
 def test_input_files_replace_random_data_and_fix_shapes(capsys, tmp_path, tiny_onnx):
     rng = np.random.default_rng(3)
     np.save(tmp_path / "x.npy", rng.standard_normal((4, 8)).astype("float32"))
