@@ -96,7 +96,7 @@ def plane_rows(oh, ow):
 
 def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, rows=None,
                     flat=None, parallel=True, unroll=True):
-    """regn: output columns per register tile (None: ``_nchwc_regn``); plane: accumulate the
+    """regn: output columns per register tile (None: ``nchwc_defaults``); plane: accumulate the
     output in L1 with the input channels blocked outside (None: when the plane and input
     channels are as PLANE_* and KERNEL_L1 say); plane_ic: input channels per block of that
     kernel; rows: output rows per such accumulation (None: the whole plane when it has at most
