@@ -184,7 +184,7 @@ def extract_tasks(graph, target="llvm", anchors_only=True, space="template"):
     from ..graph.fuse import fuse
     from ..graph.infer import infer_shapes
     from ..graph.passes import run_passes
-    groups = fuse(run_passes(infer_shapes(graph)))
+    groups = fuse(run_passes(infer_shapes(graph), target=target))
     counts, first = {}, {}
     for grp in groups:
         if grp.kind == "alias" or (anchors_only and grp.kind != "anchor"):

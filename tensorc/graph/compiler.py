@@ -6,8 +6,8 @@
 Steps (``compile``):
 
 1. shape inference (``infer.infer_shapes``), which also validates the graph;
-2. the graph passes of ``passes.default_passes()``; with ``dump=True`` or TENSORC_DUMP_GRAPH=1
-   the graph is printed before the first and after each pass, with op counts;
+2. the graph passes of ``passes.default_passes(target)``; with ``dump=True`` or
+   TENSORC_DUMP_GRAPH=1 the graph is printed before the first and after each pass, with op counts;
 3. fusion (``fuse.fuse``) into groups, each one kernel;
 4. per group: its TE (a placeholder per group input, constants included, then the nodes in
    order), the default schedule of its anchor, lowering (``tensorc.lower``) to a PrimFunc
@@ -313,7 +313,7 @@ def build_plan(graph, target="llvm", dump=None, jobs=None):
     times["infer"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     dump = dump_enabled(dump)
-    g = run_passes(g, dump=dump)
+    g = run_passes(g, dump=dump, target=target)
     times["passes"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

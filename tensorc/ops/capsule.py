@@ -19,6 +19,11 @@ under the dot). That needs the (B, J, Dout) running sum V_r instead of the (B, I
 of every round, and lets a schedule compute a round's logits, softmax and weighted sum in one
 pass over u_hat (``capsule_schedule``). The first round's coupling is the uniform 1/J.
 
+``predict_and_route_lanes`` computes the same v with the batch in the vector lanes (every
+intermediate indexed [batch block, ..., element within the block]); the CPU takes it when
+the batch fills a vector (``capsule_routing(lanes=)``, chosen by ``capsule_api`` and the
+graph pass ``choose_capsule_layout``).
+
 All stages carry the tag "capsule" and ``attrs["capsule"]`` naming the op ("predict",
 "squash", "routing", "votes"); a composite's inner stages (W's packed copy, a round's sums and
 couplings) also carry ``attrs["part"]``, as the softmax and norms do, so ``ops.schedule_for``
@@ -66,25 +71,29 @@ def predict(u, W, name="u_hat"):
     W is read through a packed copy Wt[i, j, k, d] = W[i, j, d, k] (attrs part "pack"): with
     Dout innermost a schedule multiplies whole vectors of W by one broadcast element of u.
     """
-    op = "capsule.predict"
-    _float(op, u, "input capsules u")
-    _float(op, W, "weights W")
-    _rank(op, u, "input capsules u", 3, "(batch, in_caps, in_dim)")
-    _rank(op, W, "weights W", 4, "(in_caps, out_caps, out_dim, in_dim)")
-    if u.dtype != W.dtype:
-        raise TypeError(f"{op}: u {u.name!r} is {u.dtype} but W {W.name!r} is {W.dtype}")
+    _predict_shapes("capsule.predict", u, W)
     B, I, Din = u.shape
-    I2, J, Dout, Din2 = W.shape
-    if (I2, Din2) != (I, Din):
-        raise ValueError(f"{op}: weights W {W.name!r} of shape {W.shape} do not fit input "
-                         f"capsules u {u.name!r} of shape {u.shape}: need W.shape[0] == {I} "
-                         f"(in_caps) and W.shape[3] == {Din} (in_dim)")
+    _, J, Dout, _ = W.shape
     Wt = _stage((I, J, Din, Dout), lambda i, j, k, d: W[i, j, d, k], f"{name}.pack", "predict",
                 part="pack")
     k = te.reduce_axis((0, Din), name="k")
     return _stage((B, I, J, Dout),
                   lambda b, i, j, d: te.sum(Wt[i, j, k, d] * u[b, i, k], axis=k),
                   name, "predict")
+
+
+def _predict_shapes(op, u, W):
+    _float(op, u, "input capsules u")
+    _float(op, W, "weights W")
+    _rank(op, u, "input capsules u", 3, "(batch, in_caps, in_dim)")
+    _rank(op, W, "weights W", 4, "(in_caps, out_caps, out_dim, in_dim)")
+    if u.dtype != W.dtype:
+        raise TypeError(f"{op}: u {u.name!r} is {u.dtype} but W {W.name!r} is {W.dtype}")
+    (_, I, Din), (I2, _, _, Din2) = u.shape, W.shape
+    if (I2, Din2) != (I, Din):
+        raise ValueError(f"{op}: weights W {W.name!r} of shape {W.shape} do not fit input "
+                         f"capsules u {u.name!r} of shape {u.shape}: need W.shape[0] == {I} "
+                         f"(in_caps) and W.shape[3] == {Din} (in_dim)")
 
 
 def _squash_scale(n2, eps):
@@ -128,13 +137,112 @@ def dynamic_routing(u_hat, iterations=3, eps=EPS, name="v"):
         V = _squashed(s, n2, eps, V, f"{name}.V{r + 1}", r, add=True)
 
 
-def capsule_routing(x, W=None, iterations=3, eps=EPS, name="v"):
+def capsule_routing(x, W=None, iterations=3, eps=EPS, name="v", lanes=0):
     """The graph operator "capsule_routing": v (B, J, Dout) = dynamic_routing(predict(x, W))
     when W is given, else dynamic_routing(x) with x the prediction vectors. One operator, so
     the graph compiler makes it one kernel with the fused schedule (the graph pass
-    ``passes.capsule`` puts it where an imported model routes)."""
+    ``passes.capsule`` puts it where an imported model routes). ``lanes`` > 0 (with W) builds
+    the same result in the batch-in-lanes layout of ``predict_and_route_lanes``, which the
+    CPU compiler picks (``passes.choose_capsule_layout``)."""
+    static_int("capsule.capsule_routing", "lanes", lanes)
+    if lanes and W is not None:
+        return predict_and_route_lanes(x, W, iterations, eps, lanes, name)
     u_hat = x if W is None else predict(x, W, name=f"{name}.u_hat")
     return dynamic_routing(u_hat, iterations, eps, name)
+
+
+def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v"):
+    """v (B, J, Dout) = dynamic_routing(predict(u, W)), computed with the batch in vector lanes.
+
+    The batch is cut into blocks of ``lanes`` elements (the last one padded with zero
+    capsules, whose prediction vectors are zero and add nothing), and every intermediate
+    keeps the element's place in its block as the innermost axis: u_hat is (B/L, I, J, Dout,
+    L). Each multiply-add of the prediction then broadcasts one element of W, read in place,
+    against L batch elements, and a logit's dot product over Dout, the softmax over j and the
+    weighted sum over i are elementwise across the lanes: no repacking of W, no horizontal
+    sums. The price is a block's prediction vectors in memory (5.9 MB at MNIST sizes and 8
+    lanes), which ``capsule_schedule.schedule_routing_lanes`` streams once per round. Stages
+    and parts are named as in ``predict`` and ``dynamic_routing``; the result carries
+    ``attrs["lanes"]``.
+    """
+    op = "capsule.predict_and_route_lanes"
+    _predict_shapes(op, u, W)
+    static_int(op, "iterations", iterations)
+    static_int(op, "lanes", lanes)
+    if iterations < 1 or lanes < 1:
+        raise ValueError(f"{op}: iterations and lanes must be at least 1, got {iterations} "
+                         f"and {lanes}")
+    B, I, Din = u.shape
+    _, J, Dout, _ = W.shape
+    L, dtype = lanes, u.dtype
+
+    def lane_of_u(bo, i, k, lane):
+        b = bo * L + lane
+        if B % L == 0:
+            return u[b, i, k]
+        return te.if_then_else(b < B, u[te.min(b, B - 1), i, k], te.const(0, dtype))
+    shape5 = (-(-B // L), I, J, Dout, L)
+    uT = _stage((shape5[0], I, Din, L), lane_of_u, f"{name}.u_lanes", "routing", part="pack")
+    k = te.reduce_axis((0, Din), name="k")
+    uh = _stage(shape5, lambda bo, i, j, d, lane: te.sum(W[i, j, d, k] * uT[bo, i, k, lane],
+                                                         axis=k),
+                f"{name}.u_hat", "routing", part="u_hat")
+    V = None  # running sum of the rounds' outputs, as in dynamic_routing
+    for r in range(iterations):
+        c = None if V is None else _coupling_lanes(uh, V, f"{name}.c{r}", r)
+        s = _weighted_sum_lanes(uh, c, f"{name}.s{r}", r)
+        dn = te.reduce_axis((0, Dout), name="d")
+        n2 = _stage(s.shape[:2] + s.shape[3:], lambda bo, j, lane: te.sum(
+            s[bo, j, dn, lane] * s[bo, j, dn, lane], axis=dn),  # noqa: B023 (built here)
+            f"{name}.n2_{r}", "routing", part=f"n2_{r}", round=r)
+        if r < iterations - 1:
+            V = _running_sum_lanes(s, n2, V, eps, f"{name}.V{r + 1}", r)
+    return _stage((B, J, Dout), lambda b, j, d: s[b // L, j, d, b % L] * _squash_scale(
+        n2[b // L, j, b % L], eps), name, "routing", iterations=iterations, lanes=L)
+
+
+def _weighted_sum_lanes(uh, c, name, r):
+    """s[bo, j, d, lane] = sum_i c[bo, i, j, lane] * u_hat[bo, i, j, d, lane]; c = 1/J (None)
+    in the first round."""
+    nb, I, J, Dout, L = uh.shape
+    i = te.reduce_axis((0, I), name="i")
+    if c is None:
+        def f(bo, j, d, lane):
+            return te.sum(uh[bo, i, j, d, lane] * te.const(1 / J, uh.dtype), axis=i)
+    else:
+        def f(bo, j, d, lane):
+            return te.sum(c[bo, i, j, lane] * uh[bo, i, j, d, lane], axis=i)
+    return _stage((nb, J, Dout, L), f, name, "routing", part=f"s{r}", round=r)
+
+
+def _running_sum_lanes(s, n2, V, eps, name, r):
+    """V + squash(s) (V None: 0) in the lanes layout."""
+    def f(bo, j, d, lane):
+        v = s[bo, j, d, lane] * _squash_scale(n2[bo, j, lane], eps)
+        return v if V is None else v + V[bo, j, d, lane]
+    return _stage(s.shape, f, name, "routing", part=f"V{r + 1}", round=r)
+
+
+def _coupling_lanes(uh, V, name, r):
+    """``_coupling`` for ``predict_and_route_lanes``: c[bo, i, j, lane], every stage
+    elementwise across the lanes."""
+    _, I, J, Dout, _ = uh.shape
+    d = te.reduce_axis((0, Dout), name="d")
+    logit = _stage(uh.shape[:3] + uh.shape[4:], lambda bo, i, j, lane: te.sum(
+        uh[bo, i, j, d, lane] * V[bo, j, d, lane], axis=d), f"{name}.logit", "routing",
+        part=f"logit{r}", round=r)
+    per_i = uh.shape[:2] + uh.shape[4:]
+    jm = te.reduce_axis((0, J), name="jm")
+    m = _stage(per_i, lambda bo, i, lane: te.max(logit[bo, i, jm, lane], axis=jm),
+               f"{name}.max", "routing", part=f"max{r}", round=r)
+    e = _stage(logit.shape, lambda bo, i, j, lane: te.exp(logit[bo, i, j, lane] -
+                                                          m[bo, i, lane]),
+               f"{name}.exp", "routing", part=f"exp{r}", round=r)
+    js = te.reduce_axis((0, J), name="js")
+    z = _stage(per_i, lambda bo, i, lane: te.sum(e[bo, i, js, lane], axis=js), f"{name}.sum",
+               "routing", part=f"sum{r}", round=r)
+    return _stage(logit.shape, lambda bo, i, j, lane: e[bo, i, j, lane] / z[bo, i, lane], name,
+                  "routing", part=f"c{r}", round=r)
 
 
 def _weighted_sum(u_hat, c, name, r):
@@ -234,5 +342,5 @@ from .capsule_api import (cache_info, run_dynamic_routing, run_em_votes,  # noqa
                           run_predict, run_predict_and_route, run_squash)
 
 __all__ = ["EPS", "cache_info", "capsule_routing", "dynamic_routing", "em_votes", "predict",
-           "run_dynamic_routing", "run_em_votes", "run_predict", "run_predict_and_route",
-           "run_squash", "squash"]
+           "predict_and_route_lanes", "run_dynamic_routing", "run_em_votes", "run_predict",
+           "run_predict_and_route", "run_squash", "squash"]

@@ -15,6 +15,7 @@ import functools
 import numpy as np
 
 from . import capsule
+from .capsule_schedule import cpu_lanes
 
 #: Kernels kept loaded (least recently used dropped first).
 CACHE_SIZE = 64
@@ -22,8 +23,8 @@ CACHE_SIZE = 64
 _DTYPES = ("float32", "float64")
 
 
-def _predict_and_route(u, W, iterations, eps):
-    return capsule.dynamic_routing(capsule.predict(u, W), iterations, eps)
+def _predict_and_route(u, W, iterations, eps, lanes=0):
+    return capsule.capsule_routing(u, W, iterations, eps, lanes=lanes)
 
 
 #: op -> (TE builder, names of its array arguments)
@@ -74,6 +75,8 @@ def _run(op, arrays, params, target):
     if len(dtypes) > 1:
         listed = ", ".join(f"{n} is {a.dtype}" for n, a in zip(names, arrays))
         raise TypeError(f"capsule.run_{op}: the arrays must have one dtype ({listed})")
+    if op == "predict_and_route" and not _is_gpu(target):
+        params = dict(params, lanes=cpu_lanes(arrays[0].shape[0], arrays[0].dtype.name))
     mod, shape = _kernel(op, tuple(a.shape for a in arrays), arrays[0].dtype.name,
                          tuple(sorted(params.items())), target, get_num_threads())
     out = np.empty(shape, arrays[0].dtype)
@@ -103,7 +106,9 @@ def run_dynamic_routing(u_hat, iterations=3, eps=capsule.EPS, target="llvm"):
 
 def run_predict_and_route(u, W, iterations=3, eps=capsule.EPS, target="llvm"):
     """v (B, J, Dout) from u (B, I, Din) and W (I, J, Dout, Din) in one kernel that never
-    writes the prediction vectors to memory outside the cache-sized blocks it works on."""
+    writes the prediction vectors to memory outside the cache-sized blocks it works on. On
+    the CPU, a batch of at least one vector of elements runs in the batch-in-lanes layout
+    (``capsule.predict_and_route_lanes``)."""
     return _run("predict_and_route", (u, W), {"iterations": iterations, "eps": eps}, target)
 
 

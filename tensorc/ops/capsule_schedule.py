@@ -10,6 +10,11 @@ the weighted sum over i with Dout in vectors, and, for the rounds after the firs
 logits, softmax and couplings of a ``chunk`` of input capsules computed right before the
 chunk's part of the sum reads them, so a round reads u_hat once.
 The blocks run in parallel.
+
+The lanes layout (``capsule.predict_and_route_lanes``, batch >= a vector) is scheduled by
+``schedule_routing_lanes``: per block of one vector of batch elements, the prediction
+broadcasts each element of W (read in place) against the block, and each round runs over
+chunks of input capsules, all vertical vector arithmetic.
 """
 from .schedule_cpu import PARALLEL_MIN, composite_parts, register_schedule, vector_lanes
 from .util import prod
@@ -131,7 +136,9 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
     """Prediction (when v's u_hat is a capsule.predict nobody else reads) and routing, in
     blocks of ``block`` batch elements run in parallel. With fewer batch elements than
     threads (``predict`` "auto"), the prediction runs first, in parallel over input
-    capsules."""
+    capsules. The lanes layout goes to ``schedule_routing_lanes``."""
+    if v.op.attrs.get("lanes"):
+        return schedule_routing_lanes(s, v)
     if predict not in PREDICT_AT:
         raise ValueError(f"schedule_routing: predict must be one of {PREDICT_AT}, got "
                          f"{predict!r}")
@@ -172,6 +179,92 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
             vs = s[parts[f"V{r + 1}"]]
             vs.compute_at(st, bi)
             _vector(vs, vs.op.axis[-1], Dout, 2 * lanes)
+    return s
+
+
+#: Input capsules per step of a round in the lanes layout: their couplings are computed
+#: together, then each (j, d) of the weighted sum adds all of them in a register before one
+#: load and store of its accumulator.
+LANE_CHUNK = 4
+
+#: Output dimensions whose predictions accumulate in registers together in the lanes layout
+#: (each multiply-add broadcasts one element of W).
+LANE_DBLOCK = 4
+
+
+def cpu_lanes(batch, dtype):
+    """The ``lanes`` of ``capsule.capsule_routing`` on this CPU: the native vector width, when
+    the batch fills at least one vector (else 0, the layout with Dout in vectors)."""
+    lanes = vector_lanes(dtype)
+    return lanes if batch >= lanes else 0
+
+
+def _divisor(n, most):
+    """The largest divisor of n that is at most ``most``."""
+    return next(c for c in range(min(n, most), 0, -1) if n % c == 0)
+
+
+def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
+    """``capsule.predict_and_route_lanes``: per block of ``lanes`` batch elements (the
+    blocks in parallel), the block's prediction vectors, then every round over them, each
+    stage vectorized across the lanes. With fewer blocks than threads the prediction runs
+    first, in parallel over (block, input capsule)."""
+    st = s[v]
+    parts = {part_of(t): t for t in composite_parts(s, v)}
+    L = v.op.attrs["lanes"]
+    B, J, Dout = v.shape
+    b = st.op.axis[0]
+    bo, _ = st.split(b, factor=L)
+    uh = parts["u_hat"]
+    I = uh.shape[1]
+    acc = s.cache_write(uh, "local")
+    su = s[uh]
+    ub, ui, _, ud, ul = su.op.axis
+    do, di = su.split(ud, factor=_divisor(Dout, dblock))
+    if -(-B // L) >= _threads():
+        st.parallel(bo)
+        su.compute_at(st, bo)
+        per_i = ui
+    else:
+        per_i = su.fuse(ub, ui)
+        su.parallel(per_i)
+    su.unroll(di)
+    su.vectorize(ul)
+    at = s[acc]
+    at.compute_at(su, do)
+    *_, ad, al = at.op.axis
+    (k,) = at.op.reduce_axis
+    at.reorder(k, ad, al)
+    at.unroll(k)
+    at.unroll(ad)
+    at.vectorize(al)
+    pack = s[parts["pack"]]
+    pack.compute_at(su, per_i)
+    pack.vectorize(pack.op.axis[-1])
+    ch = _divisor(I, chunk)
+    for r in range(v.op.attrs["iterations"]):
+        ts = s[parts[f"s{r}"]]
+        ts.compute_at(st, bo)
+        _, tj, td, tl = ts.op.axis
+        io, ii = ts.split(ts.op.reduce_axis[0], factor=ch)
+        ts.reorder(io, tj, td, ii, tl)
+        ts.unroll(ii)
+        ts.vectorize(tl)
+        if r:
+            for name in ("logit", "max", "exp", "sum", "c"):
+                cs = s[parts[f"{name}{r}"]]
+                cs.compute_at(ts, io)
+                if cs.op.reduce_axis:
+                    cs.reorder(*cs.op.axis[:-1], cs.op.reduce_axis[0], cs.op.axis[-1])
+                cs.vectorize(cs.op.axis[-1])
+        n2 = s[parts[f"n2_{r}"]]
+        n2.compute_at(st, bo)
+        n2.reorder(n2.op.axis[1], n2.op.reduce_axis[0], n2.op.axis[2])
+        n2.vectorize(n2.op.axis[2])
+        if f"V{r + 1}" in parts:
+            vs = s[parts[f"V{r + 1}"]]
+            vs.compute_at(st, bo)
+            vs.vectorize(vs.op.axis[-1])
     return s
 
 

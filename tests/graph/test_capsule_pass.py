@@ -118,6 +118,21 @@ def test_digitcaps_at_odd_sizes(iterations):
     _compiled_matches(g, module, x)
 
 
+def test_a_batch_filling_a_vector_routes_in_lanes_on_the_cpu():
+    """choose_capsule_layout: batch >= the vector width gets the lanes layout on CPU targets
+    (and compiles to the same result), never on GPU ones."""
+    from tensorc.ops.schedule_cpu import vector_lanes
+    lanes = vector_lanes("float32")
+    module = DigitCaps(iterations=2).eval()
+    x = _inputs(lanes + 3, 37, 7)
+    g = import_module(module, "trace", (x,))
+    (node,) = _routing_nodes(g)
+    assert node.attrs["lanes"] == lanes
+    (gpu_node,) = [n for n in run_passes(g, target="cuda").nodes if n.op == "capsule_routing"]
+    assert "lanes" not in gpu_node.attrs
+    _compiled_matches(g, module, x)
+
+
 @pytest.mark.parametrize("change", [{"squash": other_squash}, {"softmax_dim": 1}])
 def test_near_misses_are_left_alone(change):
     module = DigitCaps(**change).eval()

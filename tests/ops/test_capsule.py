@@ -101,6 +101,50 @@ def test_fused_schedule_keeps_prediction_vectors_per_block(monkeypatch):
     assert "# parallel" in text.split("u_hat = allocate")[0]
 
 
+@pytest.mark.parametrize("batch,lanes,threads,iterations", [
+    (9, 8, 2, 3),    # a partial last block
+    (8, 8, 2, 2),    # fewer blocks than threads: the prediction parallel over input capsules
+    (12, 4, 1, 1),   # whole blocks, one round
+    (5, 4, 3, 3)])
+def test_predict_and_route_lanes(monkeypatch, batch, lanes, threads, iterations):
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: threads)
+    u, a, W, w = inputs(batch)
+    v = capsule.predict_and_route_lanes(u, W, iterations, lanes=lanes)
+    assert v.op.attrs["lanes"] == lanes and tuple(v.shape) == (batch, J, DOUT)
+    ref = np_routing(np_predict(a, w), iterations)
+    got = check(v, {u: a, W: w}, lambda *_: ref, rtol=1e-5, atol=1e-6)
+    assert rel_l2(got, ref) < 1e-5
+
+
+def test_predict_and_route_lanes_float64():
+    u, a = placeholder((6, I, DIN), "float64", name="u")
+    W, w = placeholder((I, J, DOUT, DIN), "float64", name="W", seed=1, lo=0.05, hi=0.3)
+    got = check(capsule.capsule_routing(u, W, 2, lanes=4), {u: a, W: w},
+                lambda *_: np_routing(np_predict(a, w), 2), rtol=1e-10, atol=1e-12)
+    assert rel_l2(got, np_routing(np_predict(a, w), 2)) < 1e-12
+
+
+def test_lanes_schedule_keeps_prediction_vectors_per_block(monkeypatch):
+    """u_hat (one block of lanes batch elements) is realized inside the parallel block loop,
+    and every stage of a round is vectorized across the lanes."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: 2)
+    u, _, W, _ = inputs(16)
+    v = capsule.predict_and_route_lanes(u, W, 2, lanes=8)
+    text = lowered(v, [u, W, v])
+    assert f"v.u_hat = allocate(float32[{8 * I * J * DOUT}]" in text
+    assert "# parallel" in text.split("v.u_hat = allocate")[0]
+    round1 = text.split("# produce v.c1.logit")[1].split("# produce v.n2_1")[0]
+    assert "ramp(" in round1 and "x8(W[" in text
+
+
+def test_capsule_routing_rejects_bad_lanes():
+    u, _, W, _ = inputs()
+    with pytest.raises(ValueError, match="iterations and lanes must be at least 1"):
+        capsule.predict_and_route_lanes(u, W, 3, lanes=0)
+    with pytest.raises(TypeError, match="lanes"):
+        capsule.capsule_routing(u, W, 3, lanes=2.5)
+
+
 @pytest.mark.parametrize("axis", [-1, 1])
 def test_squash(axis):
     x, a = placeholder((4, 6, 11), name="s", lo=0.01, hi=2.0)
@@ -160,6 +204,26 @@ def test_run_functions_match_the_references():
     pose = rng.uniform(-1, 1, (1, 5, 5, 2, 4, 4)).astype("float32")
     wv = rng.uniform(-1, 1, (3, 3, 2, 4, 4, 4)).astype("float32")
     assert rel_l2(capsule.run_em_votes(pose, wv, stride=2), np_votes(pose, wv, 2)) < 1e-5
+
+
+def test_run_predict_and_route_takes_the_lanes_layout_for_a_full_vector_of_batch(monkeypatch):
+    from tensorc.ops import capsule_api
+    from tensorc.ops.schedule_cpu import vector_lanes
+    lanes = vector_lanes("float32")
+    assert capsule_schedule.cpu_lanes(lanes, "float32") == lanes
+    assert capsule_schedule.cpu_lanes(lanes - 1, "float32") == 0
+    built = []
+    real = capsule.predict_and_route_lanes
+    monkeypatch.setattr(capsule, "predict_and_route_lanes",
+                        lambda *a, **k: built.append(a[4]) or real(*a, **k))
+    capsule_api.cache_clear()
+    rng = np.random.default_rng(7)
+    for batch in (lanes + 3, lanes - 1):
+        a = rng.uniform(-1, 1, (batch, I, DIN)).astype("float32")
+        w = rng.uniform(-0.3, 0.3, (I, J, DOUT, DIN)).astype("float32")
+        got = capsule.run_predict_and_route(a, w, iterations=3)
+        assert rel_l2(got, np_routing(np_predict(a, w), 3)) < 1e-5
+    assert built == [lanes]     # the smaller batch kept Dout in vectors
 
 
 def test_run_compiles_once_per_shape_and_parameters():

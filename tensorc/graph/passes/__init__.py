@@ -14,18 +14,20 @@
 - ``fuse_capsule_routing``: the unrolled dynamic-routing loop of an imported CapsNet
   (softmax / multiply / sum / squash rounds, and the prediction matmul before them) becomes
   one ``capsule_routing`` node, compiled with the fused capsule schedule;
+- ``choose_capsule_layout`` (CPU targets only): a ``capsule_routing`` node whose batch fills a
+  vector computes with the batch in the vector lanes (``capsule.predict_and_route_lanes``);
 - ``eliminate_dead_code``: nodes no graph output depends on are dropped.
 
 ``run_passes(graph, passes, dump=...)`` runs a list of them, printing the graph before the
 first and after each one (with op counts and time) when ``dump`` is true or
-TENSORC_DUMP_GRAPH=1. ``default_passes()`` is the compiler's pipeline.
+TENSORC_DUMP_GRAPH=1. ``default_passes(target)`` is the compiler's pipeline.
 """
 import os
 import sys
 import time
 
 from .batch_norm import fold_batch_norm
-from .capsule import fuse_capsule_routing
+from .capsule import choose_capsule_layout, fuse_capsule_routing
 from .common import GraphPass, op_count_line
 from .conv_layout import choose_conv_layout
 from .dce import eliminate_dead_code
@@ -33,12 +35,14 @@ from .fold import fold_constants
 from .simplify import simplify
 
 
-def default_passes():
-    """The compiler's graph pipeline, in order."""
+def default_passes(target="llvm"):
+    """The compiler's graph pipeline for ``target``, in order."""
+    from ...transform.pipeline import is_gpu
+    cpu = [] if is_gpu(target) else [GraphPass(choose_capsule_layout)]
     return [GraphPass(fold_constants), GraphPass(simplify), GraphPass(fold_batch_norm),
             GraphPass(fold_constants, "fold_constants_after_bn"),
             GraphPass(fuse_capsule_routing), GraphPass(eliminate_dead_code),
-            GraphPass(choose_conv_layout),
+            GraphPass(choose_conv_layout), *cpu,
             GraphPass(eliminate_dead_code, "eliminate_dead_code_final")]
 
 
@@ -48,9 +52,10 @@ def dump_enabled(dump=None):
     return bool(dump)
 
 
-def run_passes(graph, passes=None, dump=None, file=None):
-    """Run ``passes`` (default: ``default_passes()``) in order; returns the final graph."""
-    passes = default_passes() if passes is None else [
+def run_passes(graph, passes=None, dump=None, file=None, target="llvm"):
+    """Run ``passes`` (default: ``default_passes(target)``) in order; returns the final
+    graph."""
+    passes = default_passes(target) if passes is None else [
         p if isinstance(p, GraphPass) else GraphPass(p) for p in passes]
     dump = dump_enabled(dump)
     out = file or sys.stderr
@@ -69,4 +74,4 @@ def run_passes(graph, passes=None, dump=None, file=None):
 
 __all__ = ["GraphPass", "run_passes", "default_passes", "fold_constants", "simplify",
            "fold_batch_norm", "choose_conv_layout", "fuse_capsule_routing",
-           "eliminate_dead_code", "op_count_line"]
+           "choose_capsule_layout", "eliminate_dead_code", "op_count_line"]

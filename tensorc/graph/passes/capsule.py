@@ -239,3 +239,18 @@ def fuse_capsule_routing(graph):
         elif id(n) not in replaced:
             kept.append(n)
     return rw.finish(kept)
+
+
+def choose_capsule_layout(graph):
+    """CPU only: every ``capsule_routing`` node with W whose batch fills a vector of the
+    host gets ``lanes`` (``ops.capsule_schedule.cpu_lanes``), so it builds the batch-in-lanes
+    layout (``capsule.predict_and_route_lanes``); the result is the same."""
+    from ...ops.capsule_schedule import cpu_lanes
+    rw = Rewrite(graph)
+    for n in rw.graph.nodes:
+        if n.op == "capsule_routing" and len(n.inputs) == 2 and "lanes" not in n.attrs:
+            x = n.inputs[0]
+            lanes = cpu_lanes(int(x.shape[0]), x.dtype)
+            if lanes:
+                n.attrs = dict(n.attrs, lanes=lanes)
+    return rw.finish(list(rw.graph.nodes))
