@@ -5,8 +5,9 @@ for their weights, which are ``.incbin``-ed from a binary file rather than writt
 
 The link goes through the system C compiler driver because it knows where libc and libm live
 and how to make a shared object on this platform; LLVM itself has no linker here. Every library
-also gets tensorc's thread pool (``runtime_object``), compiled from tensorc/runtime/threadpool.c
-once per compiler and kept in the build cache, so it depends on nothing but libc and libm.
+also gets tensorc's C runtime (``runtime_objects``: the thread pool, tensorc/runtime/threadpool.c,
+and the workspace cache, tensorc/runtime/workspace.c), compiled once per compiler and kept in the
+build cache, so it depends on nothing but libc and libm.
 """
 import functools
 import hashlib
@@ -14,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 import llvmlite.binding as llvm
 
@@ -59,24 +61,45 @@ def _compiler_identity(cc):
     return f"{os.path.realpath(cc)}\0{version}"
 
 
-def runtime_object():
-    """Path of the thread pool's object file, compiled on first use into the build cache.
+#: tensorc's C runtime, linked into every library: the thread pool and the workspace cache.
+RUNTIME_SOURCES = tuple(Path(__file__).resolve().parents[1] / "runtime" / name
+                        for name in ("threadpool.c", "workspace.c"))
+
+
+@functools.lru_cache(maxsize=None)
+def runtime_digest():
+    """SHA-256 over the runtime's sources. Generated IR that calls into the runtime carries it
+    in a comment, so it is part of the build-cache key: a changed runtime never reuses a
+    library linked with the old one."""
+    h = hashlib.sha256()
+    for path in RUNTIME_SOURCES:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def runtime_objects():
+    """Paths of the runtime's object files (``runtime_object`` of each source)."""
+    return [runtime_object(path) for path in RUNTIME_SOURCES]
+
+
+def runtime_object(source=RUNTIME_SOURCES[0]):
+    """Path of one runtime source's object file (default: the thread pool's), compiled on first
+    use into the build cache.
 
     The name hashes the source, the compiler (path and ``--version``) and the flags, so a changed
-    pool or compiler gets a fresh object. It is compiled to a temporary name and renamed into
+    source or compiler gets a fresh object. It is compiled to a temporary name and renamed into
     place: concurrent processes each may compile it, and readers only ever see a complete file.
     """
     from ..runtime.cache import cache_dir  # the cache imports the runtime, not codegen
-    from .llvm_parallel import POOL_SOURCE
 
     cc = linker()
-    source = POOL_SOURCE.read_bytes()
+    text = source.read_bytes()
     h = hashlib.sha256()
-    for part in (source, _compiler_identity(cc).encode(), " ".join(POOL_FLAGS).encode()):
+    for part in (text, _compiler_identity(cc).encode(), " ".join(POOL_FLAGS).encode()):
         h.update(part)
         h.update(b"\0")
     directory = cache_dir()
-    path = directory / f"threadpool-{h.hexdigest()[:24]}.o"
+    path = directory / f"{source.stem}-{h.hexdigest()[:24]}.o"
     if path.exists():
         return str(path)
     directory.mkdir(parents=True, exist_ok=True)
@@ -86,14 +109,14 @@ def runtime_object():
         # Compile the very bytes hashed above, not the file, which an editor may change meanwhile.
         src = tmp[:-2] + ".c"
         with open(src, "wb") as f:
-            f.write(source)
+            f.write(text)
         try:
             done = subprocess.run([cc, *POOL_FLAGS, "-c", "-o", tmp, src], capture_output=True,
                                   text=True)
         finally:
             os.unlink(src)
         if done.returncode != 0:
-            raise RuntimeError(f"compiling tensorc's thread pool ({POOL_SOURCE}) with {cc} "
+            raise RuntimeError(f"compiling tensorc's runtime ({source}) with {cc} "
                                f"failed:\n{done.stderr}")
         os.replace(tmp, path)
     finally:
@@ -103,16 +126,16 @@ def runtime_object():
 
 
 def link_shared(obj, so_path, extra_objects=(), extra_flags=()):
-    """Link object bytes (plus the object files ``extra_objects`` and the thread pool) into the
+    """Link object bytes (plus the object files ``extra_objects`` and the runtime) into the
     shared library ``so_path`` against libm; ``extra_flags`` go to the driver before the
     libraries."""
     cc = linker()
-    pool = runtime_object()
+    runtime = runtime_objects()
     with tempfile.TemporaryDirectory(prefix="tensorc-link-") as tmp:
         obj_path = os.path.join(tmp, "module.o")
         with open(obj_path, "wb") as f:
             f.write(obj)
-        done = subprocess.run([cc, "-shared", "-o", so_path, obj_path, *extra_objects, pool,
+        done = subprocess.run([cc, "-shared", "-o", so_path, obj_path, *extra_objects, *runtime,
                                *extra_flags, "-pthread", "-lm"], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"linking {so_path} with {cc} failed:\n{done.stderr}")

@@ -15,10 +15,7 @@ An outermost parallel loop becomes three pieces:
 The pool returns the first nonzero status a chunk returned (a heap allocation failing in any
 thread); the function then returns it, so the runtime raises MemoryError.
 """
-import functools
-import hashlib
 import math
-from pathlib import Path
 
 from ..ir import dtype as dt
 from ..ir import expr as E
@@ -26,20 +23,13 @@ from ..ir import stmt as S
 from ..ir.functor import free_vars
 from ..runtime.threads import NUM_THREADS_GLOBAL
 from .llvm_builder import Value, const, llvm_type, zero
+from .llvm_compile import RUNTIME_SOURCES, runtime_digest
 
-POOL_SOURCE = Path(__file__).resolve().parents[1] / "runtime" / "threadpool.c"
+POOL_SOURCE = RUNTIME_SOURCES[0]
 PARALLEL_FOR = "tensorc_parallel_for"
 # Roughly the element operations a chunk should have for the pool's hand-off (a few hundred
 # nanoseconds, more when a worker must be woken) to be worth it: about 2-10 us of work.
 MIN_CHUNK_WORK = 8192
-
-
-@functools.lru_cache(maxsize=None)
-def pool_digest():
-    """SHA-256 of the pool's source. It is written into the IR of every module calling the pool,
-    so it is part of the build-cache key: a changed pool never reuses a library linked with the
-    old one."""
-    return hashlib.sha256(POOL_SOURCE.read_bytes()).hexdigest()
 
 
 def iteration_cost(stmt):
@@ -95,7 +85,7 @@ def emit_parallel_for(em, loop):
 
     # hidden: a direct call, and the symbol stays private to this library (each has its own pool)
     mb.declare(PARALLEL_FOR, "hidden i32", ["ptr", "ptr", "i64", "i64", "i32"],
-               f"nounwind ; threadpool.c sha256 {pool_digest()}")
+               f"nounwind ; runtime sha256 {runtime_digest()}")
     run, done = fb.label("par.run"), fb.label("par.done")
     fb.cbr(fb.icmp("sgt" if dt.is_int(var.dtype) else "ugt", extent, zero(ty)), run, done)
     fb.start_block(run)

@@ -1,14 +1,15 @@
 """Statements to LLVM control flow: loops, branches, buffers, stores.
 
 Every generated function returns an i32 status (0, or OUT_OF_MEMORY when a heap buffer could not
-be allocated). A failure returns at once, freeing the heap buffers live at that point, so a failed
-call leaks nothing and the runtime can raise MemoryError.
+be allocated). A failure returns at once, giving back the heap buffers live at that point, so a
+failed call leaks nothing and the runtime can raise MemoryError.
 """
 from ..ir import dtype as dt
 from ..ir import expr as E
 from ..ir import stmt as S
 from .llvm_arith import cast
 from .llvm_builder import const, zero
+from .llvm_compile import runtime_digest
 from .llvm_expr import ExprEmitter
 from .llvm_memory import emit_store
 from .llvm_parallel import emit_parallel_for
@@ -16,6 +17,9 @@ from .llvm_parallel import emit_parallel_for
 OUT_OF_MEMORY = 1
 STACK_LIMIT = 64 * 1024  # bytes; larger buffers go to the heap (thread stacks are small)
 _ALIGN = 64  # a cache line, and enough for any vector register
+#: Heap buffers come from the runtime's per-thread workspace cache (tensorc/runtime/workspace.c),
+#: 64-byte aligned, so a kernel called again reuses them instead of faulting fresh pages in.
+WORKSPACE_ALLOC, WORKSPACE_FREE = "tensorc_workspace_alloc", "tensorc_workspace_free"
 _LOOP_HINTS = {"unrolled": ['!"llvm.loop.unroll.enable"'],
                "vectorized": ['!"llvm.loop.vectorize.enable", i1 true']}
 
@@ -51,8 +55,8 @@ class FunctionEmitter(ExprEmitter):
         bad, ok = fb.label("fail"), fb.label("ok")
         fb.cbr(failed, bad, ok)
         fb.start_block(bad)
-        for ptr in reversed(self.heap):
-            fb.call("void", "free", [ptr])
+        for ptr, size in reversed(self.heap):
+            fb.call("void", WORKSPACE_FREE, [ptr, size])
         fb.ret(const("i32", OUT_OF_MEMORY))
         fb.start_block(ok)
 
@@ -112,16 +116,18 @@ class FunctionEmitter(ExprEmitter):
             with self.bound(s.buffer, ptr):
                 self.stmt(s.body)
             return
-        fb.module.declare("aligned_alloc", "ptr", ["i64", "i64"])
-        fb.module.declare("free", "void", ["ptr"])
-        size = -(-nbytes // _ALIGN) * _ALIGN  # aligned_alloc wants a multiple of the alignment
-        ptr = fb.call("ptr", "aligned_alloc", [const("i64", _ALIGN), const("i64", size)])
+        # hidden: the runtime's workspace cache, linked into this library
+        comment = f"nounwind ; runtime sha256 {runtime_digest()}"
+        fb.module.declare(WORKSPACE_ALLOC, "hidden ptr", ["i64"], comment)
+        fb.module.declare(WORKSPACE_FREE, "hidden void", ["ptr", "i64"], comment)
+        size = const("i64", nbytes)
+        ptr = fb.call("ptr", WORKSPACE_ALLOC, [size])
         self.return_if(fb.icmp("eq", ptr, zero("ptr")))
-        self.heap.append(ptr)
+        self.heap.append((ptr, size))
         with self.bound(s.buffer, ptr):
             self.stmt(s.body)
         self.heap.pop()
-        fb.call("void", "free", [ptr])
+        fb.call("void", WORKSPACE_FREE, [ptr, size])
 
     def _seq(self, s):
         for x in s.seq:

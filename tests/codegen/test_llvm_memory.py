@@ -210,7 +210,7 @@ def test_allocate_small_on_stack_large_on_heap(elems):
     np.testing.assert_array_equal(res, (x * 2)[::-1])
     ir = mod.get_source("ll-unoptimized")
     on_heap = elems * 4 > 64 * 1024
-    assert ("aligned_alloc" in ir) == on_heap
+    assert ("tensorc_workspace_alloc" in ir) == on_heap
     assert ("alloca [" in ir) == (not on_heap)
 
 
