@@ -20,9 +20,9 @@ of every round, and lets a schedule compute a round's logits, softmax and weight
 pass over u_hat (``capsule_schedule``). The first round's coupling is the uniform 1/J.
 
 ``predict_and_route_lanes`` computes the same v with the batch in the vector lanes (every
-intermediate indexed [batch block, ..., element within the block]); the CPU takes it when
-the batch fills a vector (``capsule_routing(lanes=)``, chosen by ``capsule_api`` and the
-graph pass ``choose_capsule_layout``).
+intermediate indexed [batch block, ..., element within the block]); the CPU takes it for a
+batch of at least 4 (``capsule_routing(lanes=)``, chosen by ``capsule_api`` and the graph
+pass ``choose_capsule_layout``).
 
 All stages carry the tag "capsule" and ``attrs["capsule"]`` naming the op ("predict",
 "squash", "routing", "votes"); a composite's inner stages (W's packed copy, a round's sums and

@@ -107,8 +107,8 @@ def run_dynamic_routing(u_hat, iterations=3, eps=capsule.EPS, target="llvm"):
 def run_predict_and_route(u, W, iterations=3, eps=capsule.EPS, target="llvm"):
     """v (B, J, Dout) from u (B, I, Din) and W (I, J, Dout, Din) in one kernel that never
     writes the prediction vectors to memory outside the cache-sized blocks it works on. On
-    the CPU, a batch of at least one vector of elements runs in the batch-in-lanes layout
-    (``capsule.predict_and_route_lanes``)."""
+    the CPU, a batch of at least 4 runs in the batch-in-lanes layout
+    (``capsule.predict_and_route_lanes``, ``capsule_schedule.cpu_lanes``)."""
     return _run("predict_and_route", (u, W), {"iterations": iterations, "eps": eps}, target)
 
 

@@ -11,7 +11,7 @@ logits, softmax and couplings of a ``chunk`` of input capsules computed right be
 chunk's part of the sum reads them, so a round reads u_hat once.
 The blocks run in parallel.
 
-The lanes layout (``capsule.predict_and_route_lanes``, batch >= a vector) is scheduled by
+The lanes layout (``capsule.predict_and_route_lanes``, batch >= 4) is scheduled by
 ``schedule_routing_lanes``: per block of one vector of batch elements, the prediction
 broadcasts each element of W (read in place) against the block, and each round runs over
 chunks of input capsules, all vertical vector arithmetic.
@@ -187,16 +187,23 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
 #: load and store of its accumulator.
 LANE_CHUNK = 4
 
+#: The narrowest vectors the lanes layout is used with (``cpu_lanes``).
+MIN_LANES = 4
+
 #: Output dimensions whose predictions accumulate in registers together in the lanes layout
 #: (each multiply-add broadcasts one element of W).
 LANE_DBLOCK = 4
 
 
 def cpu_lanes(batch, dtype):
-    """The ``lanes`` of ``capsule.capsule_routing`` on this CPU: the native vector width, when
-    the batch fills at least one vector (else 0, the layout with Dout in vectors)."""
+    """The ``lanes`` of ``capsule.capsule_routing`` on this CPU: the native vector width, halved
+    while that is more than the batch, down to 4; 0 (the layout with Dout in vectors) for a
+    batch below 4. At MNIST sizes on 2 threads (benchmarks/RESULTS.md) 4 lanes beat the other
+    layout already at batch 4, not at batch 1: a single block runs its rounds on one thread."""
     lanes = vector_lanes(dtype)
-    return lanes if batch >= lanes else 0
+    while lanes > MIN_LANES and lanes > batch:
+        lanes //= 2
+    return lanes if batch >= lanes >= min(MIN_LANES, vector_lanes(dtype)) else 0
 
 
 def _divisor(n, most):

@@ -211,14 +211,16 @@ def test_run_predict_and_route_takes_the_lanes_layout_for_a_full_vector_of_batch
     from tensorc.ops.schedule_cpu import vector_lanes
     lanes = vector_lanes("float32")
     assert capsule_schedule.cpu_lanes(lanes, "float32") == lanes
-    assert capsule_schedule.cpu_lanes(lanes - 1, "float32") == 0
+    assert capsule_schedule.cpu_lanes(lanes + 3, "float32") == lanes
+    assert capsule_schedule.cpu_lanes(5, "float32") == min(4, lanes)
+    assert capsule_schedule.cpu_lanes(3, "float32") == 0
     built = []
     real = capsule.predict_and_route_lanes
     monkeypatch.setattr(capsule, "predict_and_route_lanes",
                         lambda *a, **k: built.append(a[4]) or real(*a, **k))
     capsule_api.cache_clear()
     rng = np.random.default_rng(7)
-    for batch in (lanes + 3, lanes - 1):
+    for batch in (lanes + 3, 3):
         a = rng.uniform(-1, 1, (batch, I, DIN)).astype("float32")
         w = rng.uniform(-0.3, 0.3, (I, J, DOUT, DIN)).astype("float32")
         got = capsule.run_predict_and_route(a, w, iterations=3)

@@ -14,8 +14,8 @@
 - ``fuse_capsule_routing``: the unrolled dynamic-routing loop of an imported CapsNet
   (softmax / multiply / sum / squash rounds, and the prediction matmul before them) becomes
   one ``capsule_routing`` node, compiled with the fused capsule schedule;
-- ``choose_capsule_layout`` (CPU targets only): a ``capsule_routing`` node whose batch fills a
-  vector computes with the batch in the vector lanes (``capsule.predict_and_route_lanes``);
+- ``choose_capsule_layout`` (CPU targets only): a ``capsule_routing`` node with a batch of at
+  least 4 computes with the batch in the vector lanes (``capsule.predict_and_route_lanes``);
 - ``eliminate_dead_code``: nodes no graph output depends on are dropped.
 
 ``run_passes(graph, passes, dump=...)`` runs a list of them, printing the graph before the

@@ -242,9 +242,9 @@ def fuse_capsule_routing(graph):
 
 
 def choose_capsule_layout(graph):
-    """CPU only: every ``capsule_routing`` node with W whose batch fills a vector of the
-    host gets ``lanes`` (``ops.capsule_schedule.cpu_lanes``), so it builds the batch-in-lanes
-    layout (``capsule.predict_and_route_lanes``); the result is the same."""
+    """CPU only: every ``capsule_routing`` node with W and a batch of at least 4 gets ``lanes``
+    (``ops.capsule_schedule.cpu_lanes``), so it builds the batch-in-lanes layout
+    (``capsule.predict_and_route_lanes``); the result is the same."""
     from ...ops.capsule_schedule import cpu_lanes
     rw = Rewrite(graph)
     for n in rw.graph.nodes:
