@@ -61,12 +61,15 @@ def build_gpu(task, s, tensors, checks, name):
     """(library bytes, metadata) of one instantiated candidate of a CUDA task; raises
     DeviceLimitError when it exceeds ``checks.limits``, another exception when it does not
     build."""
-    from ..codegen.cuda import emit_cuda
+    from ..codegen.cuda import SharedMemoryError, emit_cuda
     from ..codegen.cuda_compile import compile_cubin, compiler_available
     from ..driver import lower
     kind = task.target.split()[0]
     func = lower(s, tensors, name=name, target=kind)
-    source = emit_cuda(func)
+    try:
+        source = emit_cuda(func)
+    except SharedMemoryError as e:
+        raise DeviceLimitError(str(e)) from None
     _reject(launch_violations(source, checks.limits))
     outputs = tuple(dict(func.attrs).get("output_params", ()))
     cubin = usage = None

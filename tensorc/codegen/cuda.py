@@ -34,6 +34,11 @@ _RESERVED = frozenset(
     "warpSize float2 float4 half".split())
 
 
+class SharedMemoryError(ValueError):
+    """A kernel declares more static shared memory than any block may have: the schedule's
+    tiles are too large (the autotuner files such a candidate as a resource error)."""
+
+
 class Names:
     """Unique C identifiers for IR names ("i.outer" -> "i_outer", then "i_outer_1", ...)."""
 
@@ -330,9 +335,9 @@ def _write_kernel(name, stage, kernel, func):
     w = _KernelWriter(kernel, params)
     w.stmt(kernel)
     if w.shared_bytes > MAX_SHARED_BYTES:
-        raise ValueError(f"kernel {name} (stage {stage!r}) declares {w.shared_bytes} bytes of "
-                         f"shared memory, over the {MAX_SHARED_BYTES} bytes a block may have "
-                         "statically; use smaller tiles")
+        raise SharedMemoryError(f"kernel {name} (stage {stage!r}) declares {w.shared_bytes} "
+                                f"bytes of shared memory, over the {MAX_SHARED_BYTES} bytes a "
+                                "block may have statically; use smaller tiles")
     grid, block = _launch_dims(name, stage, w.extents)
     sig = ", ".join(f"{c_type(p.dtype)}* __restrict__ {w.names[p.data]}" for p in params)
     text = "\n".join([f"// stage {stage}: grid {grid}, block {block}",

@@ -275,7 +275,7 @@ def test_a_candidate_over_the_limits_is_recorded_and_never_run():
     with _NoRuns(MeasureOption(paired=False, **FAST)) as m:  # 2 x 256 x 32 floats shared
         (res,) = m.measure(big, [{"threads": 32, "reg": 8, "kt": 32, "unroll": True,
                                   "vector": 1}])
-    assert res.error_no == E.COMPILE_ERROR
+    assert res.error_no == E.RESOURCE_ERROR and res.costs == ()
     assert "65536 bytes of shared memory, over the 49152 bytes" in res.error_msg
 
 
