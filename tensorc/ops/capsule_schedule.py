@@ -214,23 +214,59 @@ def _divisor(n, most):
 def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
     """``capsule.predict_and_route_lanes``: per block of ``lanes`` batch elements (the
     blocks in parallel), the block's prediction vectors, then every round over them, each
-    stage vectorized across the lanes. With fewer blocks than threads the prediction runs
-    first, in parallel over (block, input capsule)."""
+    stage vectorized across the lanes.
+
+    With fewer blocks than threads, the prediction runs first, in parallel over (block, input
+    capsule), and each round's weighted sum is split over input capsules (rfactor) into one
+    part per thread, the parts in parallel, so the rounds do not run on one thread."""
     st = s[v]
     parts = {part_of(t): t for t in composite_parts(s, v)}
     L = v.op.attrs["lanes"]
-    B, J, Dout = v.shape
-    b = st.op.axis[0]
-    bo, _ = st.split(b, factor=L)
+    B = v.shape[0]
+    bo, _ = st.split(st.op.axis[0], factor=L)
     uh = parts["u_hat"]
     I = uh.shape[1]
+    whole_blocks = -(-B // L) >= _threads()
+    if whole_blocks:
+        st.parallel(bo)
+    _schedule_prediction_lanes(s, parts, dblock, st if whole_blocks else None, bo)
+    split = 1 if whole_blocks else _divisor(I, _threads())
+    for r in range(v.op.attrs["iterations"]):
+        at = (st, bo) if split == 1 else None
+        if split == 1:
+            ts = s[parts[f"s{r}"]]
+            ts.compute_at(st, bo)
+        else:
+            ts = s[_split_sum(s, parts[f"s{r}"], split)]
+        _, tj, td, tl = ts.op.axis[-4:]
+        io, ii = ts.split(ts.op.reduce_axis[0], factor=_divisor(I // split, chunk))
+        ts.reorder(io, tj, td, ii, tl)
+        ts.unroll(ii)
+        ts.vectorize(tl)
+        if r:
+            for name in ("logit", "max", "exp", "sum", "c"):
+                cs = s[parts[f"{name}{r}"]]
+                cs.compute_at(ts, io)
+                if cs.op.reduce_axis:
+                    cs.reorder(*cs.op.axis[:-1], cs.op.reduce_axis[0], cs.op.axis[-1])
+                cs.vectorize(cs.op.axis[-1])
+        for name in (f"n2_{r}", f"V{r + 1}"):
+            if name in parts:
+                _lanes_elementwise(s, parts[name], at)
+    return s
+
+
+def _schedule_prediction_lanes(s, parts, dblock, parent, loop):
+    """u_hat of the lanes layout at ``loop`` of ``parent`` (one block), or at the root in
+    parallel over (block, input capsule) (``parent`` None): Dout in register blocks of
+    ``dblock`` accumulators, each W element broadcast against the lanes."""
+    uh = parts["u_hat"]
     acc = s.cache_write(uh, "local")
     su = s[uh]
     ub, ui, _, ud, ul = su.op.axis
-    do, di = su.split(ud, factor=_divisor(Dout, dblock))
-    if -(-B // L) >= _threads():
-        st.parallel(bo)
-        su.compute_at(st, bo)
+    do, di = su.split(ud, factor=_divisor(uh.shape[3], dblock))
+    if parent is not None:
+        su.compute_at(parent, loop)
         per_i = ui
     else:
         per_i = su.fuse(ub, ui)
@@ -248,31 +284,30 @@ def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
     pack = s[parts["pack"]]
     pack.compute_at(su, per_i)
     pack.vectorize(pack.op.axis[-1])
-    ch = _divisor(I, chunk)
-    for r in range(v.op.attrs["iterations"]):
-        ts = s[parts[f"s{r}"]]
-        ts.compute_at(st, bo)
-        _, tj, td, tl = ts.op.axis
-        io, ii = ts.split(ts.op.reduce_axis[0], factor=ch)
-        ts.reorder(io, tj, td, ii, tl)
-        ts.unroll(ii)
-        ts.vectorize(tl)
-        if r:
-            for name in ("logit", "max", "exp", "sum", "c"):
-                cs = s[parts[f"{name}{r}"]]
-                cs.compute_at(ts, io)
-                if cs.op.reduce_axis:
-                    cs.reorder(*cs.op.axis[:-1], cs.op.reduce_axis[0], cs.op.axis[-1])
-                cs.vectorize(cs.op.axis[-1])
-        n2 = s[parts[f"n2_{r}"]]
-        n2.compute_at(st, bo)
-        n2.reorder(n2.op.axis[1], n2.op.reduce_axis[0], n2.op.axis[2])
-        n2.vectorize(n2.op.axis[2])
-        if f"V{r + 1}" in parts:
-            vs = s[parts[f"V{r + 1}"]]
-            vs.compute_at(st, bo)
-            vs.vectorize(vs.op.axis[-1])
-    return s
+
+
+def _split_sum(s, t, parts):
+    """A round's weighted sum t as ``parts`` partial sums over runs of input capsules, the
+    parts (with the blocks) in parallel; t adds them up. Returns the partial-sum tensor."""
+    st = s[t]
+    io, _ = st.split(st.op.reduce_axis[0], nparts=parts)
+    rf = s.rfactor(t, io)
+    rs = s[rf]
+    rs.parallel(rs.fuse(*rs.op.axis[:2]))
+    st.reorder(*st.op.axis[:-1], st.op.reduce_axis[0], st.op.axis[-1])
+    st.vectorize(st.op.axis[-1])
+    return rf
+
+
+def _lanes_elementwise(s, t, at):
+    """A small per-block stage (|s|^2, the running sum V) at ``at`` (stage, loop) or at the
+    root, its reduction (if any) outside the lanes, which are vectorized."""
+    ts = s[t]
+    if at is not None:
+        ts.compute_at(*at)
+    if ts.op.reduce_axis:
+        ts.reorder(*ts.op.axis[:-1], ts.op.reduce_axis[0], ts.op.axis[-1])
+    ts.vectorize(ts.op.axis[-1])
 
 
 def _attach_coupling(s, parts, r, sum_stage, loop, chunk, lanes):

@@ -116,6 +116,22 @@ def test_predict_and_route_lanes(monkeypatch, batch, lanes, threads, iterations)
     assert rel_l2(got, ref) < 1e-5
 
 
+@pytest.mark.parametrize("threads,iterations", [(2, 3), (4, 2)])
+def test_lanes_rounds_split_over_input_capsules_with_fewer_blocks_than_threads(
+        monkeypatch, threads, iterations):
+    """One block, 38 input capsules: each round's weighted sum runs as two partial sums in
+    parallel (rfactor), the couplings computed per chunk inside each."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: threads)
+    u, a = placeholder((5, 38, DIN), name="u")
+    W, w = placeholder((38, J, DOUT, DIN), name="W", seed=1, lo=0.05, hi=0.3)
+    v = capsule.predict_and_route_lanes(u, W, iterations, lanes=8)
+    text = lowered(v, [u, W, v])
+    assert "v.s1.rf" in text and text.count("# parallel") >= 1 + iterations
+    ref = np_routing(np_predict(a, w), iterations)
+    got = check(v, {u: a, W: w}, lambda *_: ref, rtol=1e-5, atol=1e-6)
+    assert rel_l2(got, ref) < 1e-5
+
+
 def test_predict_and_route_lanes_float64():
     u, a = placeholder((6, I, DIN), "float64", name="u")
     W, w = placeholder((I, J, DOUT, DIN), "float64", name="W", seed=1, lo=0.05, hi=0.3)
