@@ -149,7 +149,8 @@ def bench_model(batch, threads, rounds, records):
     mods = {}
     for name, keep in (("tensorc", lambda p: True),
                        ("tensorc, no capsule pass", lambda p: p.name != "fuse_capsule_routing")):
-        passes.default_passes = lambda keep=keep: [p for p in default() if keep(p)]
+        passes.default_passes = lambda target="llvm", keep=keep: [
+            p for p in default(target) if keep(p)]
         try:
             t0 = time.perf_counter()
             mods[name] = (tc.compile(graph), time.perf_counter() - t0)
