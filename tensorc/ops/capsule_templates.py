@@ -1,5 +1,10 @@
-"""Tuning template "capsule_routing": ``capsule.predict`` + ``capsule.dynamic_routing`` with
-the fused CPU schedule's constants as knobs (registered when ``ops.templates`` is imported).
+"""Tuning templates "capsule_routing" and "capsule_routing_lanes": ``capsule.predict`` +
+``capsule.dynamic_routing`` (and ``capsule.predict_and_route_lanes``, the same result with the
+batch in the vector lanes) with the fused CPU schedules' constants as knobs (registered when
+``ops.templates`` is imported). Two templates, not a layout knob: each layout has knobs of its
+own, and one space holding both would be mostly duplicate programs.
+
+"capsule_routing":
 
 Knobs, each with the default schedule's value first (point 0 *is* ``schedule_routing``'s
 default program):
@@ -11,10 +16,19 @@ default program):
   default and chunks below I are listed);
 - ``predict``: the prediction per block or all first, parallel over input capsules (the
   default is what "auto" picks for this batch and thread count).
+
+"capsule_routing_lanes" (point 0 is ``schedule_routing_lanes``'s default at the lanes
+``capsule_schedule.cpu_lanes`` picks, or the native width for a smaller batch):
+
+- ``lanes``: batch elements per block, the vector width and its half / double;
+- ``chunk``: input capsules per step of a round (divisors of I only: a chunk must not
+  overhang the prediction vectors);
+- ``dblock``: output dimensions accumulated in registers together in the prediction.
 """
 from .. import te
 from ..autotune import get_config, template
 from . import capsule, capsule_schedule
+from .schedule_cpu import vector_lanes
 
 
 def _options(default, others):
@@ -45,4 +59,25 @@ def capsule_routing(B, I, J, Din, Dout, iterations=3, dtype="float32"):
     return s, [u, W, v]
 
 
-__all__ = ["capsule_routing"]
+@template("capsule_routing_lanes")
+def capsule_routing_lanes(B, I, J, Din, Dout, iterations=3, dtype="float32"):
+    """``capsule_routing`` in the batch-in-lanes layout."""
+    cfg = get_config()
+    native = vector_lanes(dtype)
+    cfg.define_knob("lanes", _options(capsule_schedule.cpu_lanes(B, dtype) or native,
+                                      [native // 2, native, 2 * native]))
+    cfg.define_knob("chunk", _options(capsule_schedule.LANE_CHUNK,
+                                      [c for c in (1, 2, 8, 16) if I % c == 0]))
+    cfg.define_knob("dblock", _options(capsule_schedule.LANE_DBLOCK,
+                                       [d for d in (2, 8) if Dout % d == 0]))
+    u = te.placeholder((B, I, Din), dtype, name="u")
+    W = te.placeholder((I, J, Dout, Din), dtype, name="W")
+    v = capsule.predict_and_route_lanes(u, W, iterations, lanes=cfg["lanes"].val)
+    cfg.add_flop(2.0 * B * I * J * Dout * (Din + 2 * iterations - 1))
+    s = te.create_schedule(v.op)
+    capsule_schedule.schedule_routing_lanes(s, v, chunk=cfg["chunk"].val,
+                                            dblock=cfg["dblock"].val)
+    return s, [u, W, v]
+
+
+__all__ = ["capsule_routing", "capsule_routing_lanes"]

@@ -10,7 +10,7 @@ than the output, the matrix-vector kernel's blocks for a row-blocked product) ar
 nor is the parallel knob below the work the default schedule runs in parallel for, so the
 spaces hold few duplicate points.
 
-The capsule template lives in ``capsule_templates``. Importing this module registers the
+The capsule templates live in ``capsule_templates``. Importing this module registers the
 templates; ``autotune.create_task`` imports it on the
 first unknown template name.
 """
@@ -240,8 +240,9 @@ def reduce(shape, axis=None, reducer="sum", keepdims=False, dtype="float32"):
     return s, [x, y]
 
 
-from .capsule_templates import capsule_routing  # noqa: E402  (registers "capsule_routing")
+from .capsule_templates import (capsule_routing,  # noqa: E402  (registers both templates)
+                                capsule_routing_lanes)
 from . import templates_gpu  # noqa: E402, F401  (registers the CUDA variants)
 
 __all__ = ["dense", "matmul", "batch_matmul", "conv2d_nchw", "depthwise_conv2d", "softmax",
-           "reduce", "capsule_routing"]
+           "reduce", "capsule_routing", "capsule_routing_lanes"]

@@ -309,6 +309,31 @@ def test_template_points_match_numpy(monkeypatch):
     assert len(texts) == len(task.config_space)
 
 
+def test_lanes_template_point_zero_is_the_default_and_points_match_numpy(monkeypatch):
+    import tensorc as tc
+    from tensorc.autotune import create_task
+    from tensorc.ops.schedule_cpu import schedule_for
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: 2)
+    batch, inputs_ = 9, 36
+    task = create_task("capsule_routing_lanes", [batch, inputs_, J, DIN, DOUT, 2])
+    assert set(task.config_space.knobs) == {"lanes", "chunk", "dblock"}
+    u = te.placeholder((batch, inputs_, DIN), name="u")
+    W = te.placeholder((inputs_, J, DOUT, DIN), name="W")
+    lanes = capsule_schedule.cpu_lanes(batch, "float32")
+    v = capsule.capsule_routing(u, W, 2, lanes=lanes)
+    assert str(task.lower(0, name="f")) == str(tc.lower(schedule_for(v), [u, W, v], name="f"))
+    assert len({str(task.lower(k)) for k in range(len(task.config_space))}) == \
+        len(task.config_space)
+    rng = np.random.default_rng(8)
+    a = rng.uniform(-1, 1, (batch, inputs_, DIN)).astype("float32")
+    w = rng.uniform(-0.3, 0.3, (inputs_, J, DOUT, DIN)).astype("float32")
+    ref = np_routing(np_predict(a, w), 2)
+    for index in (0, len(task.config_space) - 1):
+        out = np.full((batch, J, DOUT), np.nan, "float32")
+        task.build(index)(a, w, out)
+        assert rel_l2(out, ref) < 1e-5, task.config(index)
+
+
 def test_template_has_no_chunk_knob_for_one_round():
     from tensorc.autotune import create_task
     task = create_task("capsule_routing", [3, I, J, DIN, DOUT, 1])
