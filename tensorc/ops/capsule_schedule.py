@@ -203,7 +203,7 @@ def cpu_lanes(batch, dtype):
     lanes = vector_lanes(dtype)
     while lanes > MIN_LANES and lanes > batch:
         lanes //= 2
-    return lanes if batch >= lanes >= min(MIN_LANES, vector_lanes(dtype)) else 0
+    return lanes if batch >= lanes else 0
 
 
 def _divisor(n, most):
@@ -231,8 +231,8 @@ def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
         st.parallel(bo)
     _schedule_prediction_lanes(s, parts, dblock, st if whole_blocks else None, bo)
     split = 1 if whole_blocks else _divisor(I, _threads())
+    at = (st, bo) if split == 1 else None   # where a round's small per-block stages go
     for r in range(v.op.attrs["iterations"]):
-        at = (st, bo) if split == 1 else None
         if split == 1:
             ts = s[parts[f"s{r}"]]
             ts.compute_at(st, bo)
