@@ -2,8 +2,10 @@
 
 A vector access is one contiguous load or store only when its index is ``Ramp(base, 1, lanes)``.
 An unmasked load with a small constant stride (a stride-2 pooling window, a stride-2 convolution's
-input columns) loads the span it covers and picks every stride-th lane: x86 has no strided
-load, and the gather LLVM makes of it otherwise is scalar loads and inserts on AVX2. The span
+input columns, a column of a small matrix) loads the span it covers and picks every stride-th
+lane: x86 has no strided load, and the gather LLVM makes of it otherwise is scalar loads and
+inserts on AVX2, while the spans of neighbouring columns (an unrolled loop transposing 8 x 8
+blocks, say) become one set of vector loads and shuffles. The span
 ends at the last lane's element, so it reads nothing the gather would not. Any other vector
 index becomes a gather or scatter of per-lane addresses. Alignment is the
 element's: numpy guarantees it (the runtime rejects unaligned arrays) and nothing proves more.
@@ -34,7 +36,7 @@ def _address(em, buffer, dtype, index):
 
 
 #: the largest constant stride loaded as a span and shuffled
-MAX_SPAN_STRIDE = 4
+MAX_SPAN_STRIDE = 8
 
 
 def _span_stride(index):

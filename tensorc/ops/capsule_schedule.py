@@ -118,6 +118,9 @@ def schedule_predict_block(s, u_hat, parent=None, loop=None, block=None):
         if t is not pack and not s[t].is_placeholder and s[t].attach_type == "root":
             s[t].compute_at(st, i)  # u computed (a graph's squash before it): once per i
     ps = s[pack]
+    if block == 1:
+        ps.compute_inline()   # each element of W is used once: read W's columns in place
+        return s
     pi, _, _, pd = ps.op.axis
     ps.vectorize(pd)
     if -(-u_hat.shape[0] // block) > _threads():
@@ -136,7 +139,9 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
     """Prediction (when v's u_hat is a capsule.predict nobody else reads) and routing, in
     blocks of ``block`` batch elements run in parallel. With fewer batch elements than
     threads (``predict`` "auto"), the prediction runs first, in parallel over input
-    capsules. The lanes layout goes to ``schedule_routing_lanes``."""
+    capsules, and with fewer blocks than threads each round's weighted sum is split over
+    input capsules into parallel partial sums, as in the lanes layout. The lanes layout
+    goes to ``schedule_routing_lanes``."""
     if v.op.attrs.get("lanes"):
         return schedule_routing_lanes(s, v)
     if predict not in PREDICT_AT:
@@ -149,6 +154,7 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
     b, j, d = st.op.axis
     block = _block(B) if block is None else block
     bo, bi = st.split(b, factor=block)
+    whole_blocks = -(-B // block) >= _threads()
     if B > block:
         st.parallel(bo)
     _vector(st, d, Dout, 2 * lanes)
@@ -159,26 +165,35 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
         else:
             schedule_predict_block(s, u_hat, st, bo, block)
     I = u_hat.shape[1]
-    ch = _even(I, chunk)
+    split = 1 if whole_blocks else _divisor(I, _threads())
+    ch = _even(I // split, chunk)
+    jb = _even(J, max(1, 12 // -(-Dout // lanes)))
     for r in range(v.op.attrs["iterations"]):
-        ts = s[parts[f"s{r}"]]
-        ts.compute_at(st, bi)
-        tb, tj, td = ts.op.axis
-        (ti,) = ts.op.reduce_axis
-        jo, ji = ts.split(tj, factor=_even(J, max(1, 12 // -(-Dout // lanes))))
+        if split == 1:
+            ts = s[parts[f"s{r}"]]
+            ts.compute_at(st, bi)
+            lead = [ts.op.axis[0]]
+        else:
+            ts = s[_split_sum(s, parts[f"s{r}"], split)]
+            lead = []   # the batch is fused into the parallel loop over the parts
+        tj, td = ts.op.axis[-2:]
+        ti = ts.op.reduce_axis[-1]
+        jo, ji = ts.split(tj, factor=jb)
         if r == 0:
-            ts.reorder(tb, jo, ti, ji, td)
+            ts.reorder(*lead, jo, ti, ji, td)
         else:
             io, ii = ts.split(ti, factor=ch)
-            ts.reorder(tb, io, jo, ii, ji, td)
+            ts.reorder(*lead, io, jo, ii, ji, td)
             _attach_coupling(s, parts, r, ts, io, ch, lanes)
         ts.unroll(ji)
         _vector(ts, td, Dout, 2 * lanes)
-        s[parts[f"n2_{r}"]].compute_at(st, bi)
-        if f"V{r + 1}" in parts:
-            vs = s[parts[f"V{r + 1}"]]
-            vs.compute_at(st, bi)
-            _vector(vs, vs.op.axis[-1], Dout, 2 * lanes)
+        for name in (f"n2_{r}", f"V{r + 1}"):
+            if name in parts:
+                t = s[parts[name]]
+                if split == 1:
+                    t.compute_at(st, bi)
+                if not t.op.reduce_axis:
+                    _vector(t, t.op.axis[-1], Dout, 2 * lanes)
     return s
 
 

@@ -101,6 +101,25 @@ def test_fused_schedule_keeps_prediction_vectors_per_block(monkeypatch):
     assert "# parallel" in text.split("u_hat = allocate")[0]
 
 
+@pytest.mark.parametrize("batch,threads,iterations,n_in", [(1, 2, 3, 38), (2, 4, 2, 39),
+                                                         (1, 3, 3, 39)])
+def test_rounds_split_over_input_capsules_with_fewer_blocks_than_threads(
+        monkeypatch, batch, threads, iterations, n_in):
+    """Dout in vectors, fewer batch elements than threads: one element per block reads W's
+    columns in place (no packed copy), and each round's weighted sum runs as parallel partial
+    sums over runs of input capsules (rfactor), the couplings computed per chunk in each."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: threads)
+    u, a = placeholder((batch, n_in, DIN), name="u")
+    W, w = placeholder((n_in, J, DOUT, DIN), name="W", seed=1, lo=0.05, hi=0.3)
+    v = capsule.dynamic_routing(capsule.predict(u, W), iterations)
+    text = lowered(v, [u, W, v])
+    assert "u_hat.pack" not in text
+    assert all(f"v.s{r}.rf" in text for r in range(iterations))
+    ref = np_routing(np_predict(a, w), iterations)
+    got = check(v, {u: a, W: w}, lambda *_: ref, rtol=1e-5, atol=1e-6)
+    assert rel_l2(got, ref) < 1e-5
+
+
 @pytest.mark.parametrize("batch,lanes,threads,iterations", [
     (9, 8, 2, 3),    # a partial last block
     (8, 8, 2, 2),    # fewer blocks than threads: the prediction parallel over input capsules
