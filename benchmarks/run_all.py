@@ -15,6 +15,7 @@ is installed (the ``[bench]`` extra); without it the section says so.
     python benchmarks/run_all.py                   # everything, full length (tens of minutes)
     python benchmarks/run_all.py --quick           # few rounds, small sizes: a smoke run
     python benchmarks/run_all.py --only matmul,models --threads 1 2
+    python benchmarks/run_all.py --args tuning="--tasks matmul,conv2d --trials 48"
 """
 import argparse
 import datetime
@@ -22,6 +23,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -133,9 +135,10 @@ def git_revision():
     return rev + (" with uncommitted changes" if dirty else "")
 
 
-def commands(bench, quick, threads):
-    """The argument lists to run ``bench`` with: one, or one per thread count."""
-    base = list(bench.quick if quick else bench.full)
+def commands(bench, quick, threads, args=None):
+    """The argument lists to run ``bench`` with: one, or one per thread count. ``args`` (a
+    list) replaces the benchmark's own full or quick arguments."""
+    base = list(args if args is not None else bench.quick if quick else bench.full)
     if not threads or bench.threads is None:
         return [base]
     if bench.threads == "list":
@@ -146,11 +149,11 @@ def commands(bench, quick, threads):
     return [base + ["--threads", str(t)] for t in threads]
 
 
-def run_one(name, bench, quick, threads, timeout):
+def run_one(name, bench, quick, threads, timeout, override=None):
     """Run ``bench`` (its output streamed through) and gather its rows or why it has none."""
     out = Outcome(name)
     before, t0 = cpu_pressure(), time.perf_counter()
-    for args in commands(bench, quick, threads):
+    for args in commands(bench, quick, threads, override):
         with tempfile.TemporaryDirectory(prefix="run_all-") as tmp:
             json_path = os.path.join(tmp, "out.json")
             argv = [sys.executable, str(HERE / bench.script), *args]
@@ -334,14 +337,24 @@ def main(argv=None):
                     help="the Markdown file whose generated section is rewritten")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds one benchmark command may run before it is stopped")
+    ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
+                    help="run benchmark NAME with ARGS (one shell-quoted string) instead of "
+                         "its own arguments; repeatable")
     args = ap.parse_args(argv)
     names = args.only.split(",") if args.only else list(BENCHES)
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         raise SystemExit(f"--only: unknown benchmark(s) {', '.join(unknown)}; known: "
                          f"{', '.join(BENCHES)}")
+    overrides = {}
+    for item in args.args:
+        name, sep, rest = item.partition("=")
+        if not sep or name not in BENCHES:
+            raise SystemExit(f"--args: expected NAME=ARGS with NAME one of {', '.join(BENCHES)}"
+                             f", got {item!r}")
+        overrides[name] = shlex.split(rest)
     info = {"when": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": "python benchmarks/run_all.py " + " ".join(
+            "command": "python benchmarks/run_all.py " + shlex.join(
                 sys.argv[1:] if argv is None else argv),
             "git": git_revision(), "machine": machine(), "versions": versions(),
             "chart_paths": {}}
@@ -349,7 +362,8 @@ def main(argv=None):
     outcomes = []
     for name in names:
         print(f"== {name}: benchmarks/{BENCHES[name].script}", flush=True)
-        outcomes.append(run_one(name, BENCHES[name], args.quick, args.threads, args.timeout))
+        outcomes.append(run_one(name, BENCHES[name], args.quick, args.threads, args.timeout,
+                                overrides.get(name)))
     info["pressure"] = (before, cpu_pressure())
     charts_dir = args.results.parent / "charts"
     try:

@@ -41,6 +41,14 @@ def test_thread_counts_reach_every_run():
         [run_all.BENCHES["vecmath"].quick]
 
 
+def test_args_replace_a_benchmarks_own_and_keep_the_thread_counts():
+    tuning = run_all.commands(run_all.BENCHES["tuning"], quick=False, threads=[2],
+                              args=["--tasks", "matmul", "--trials", "8"])
+    assert tuning == [["--tasks", "matmul", "--trials", "8", "--threads", "2"]]
+    with pytest.raises(SystemExit, match="NAME=ARGS"):
+        run_all.main(["--args", "nosuch=--x"])
+
+
 def test_tuning_curves_become_rows():
     curves = {"mm|xgb|0": [1.0, 4.0, 10.0], "mm|xgb|1": [2.0, 9.6, 9.6],
               "mm|random|0": [1.0, 2.0, 3.0]}
