@@ -9,10 +9,9 @@ which takes its workspace (one 64-byte aligned heap block holding every storage 
 64-byte aligned offset), calls the kernels in plan order with pointers into the inputs, outputs,
 weights and workspace, stops at the first kernel returning nonzero (returning that code), copies
 the outputs that are plain copies of an input or a constant, gives the workspace back and
-returns 0. The workspace is cached in a module global between calls: a call takes it with an
-atomic exchange (or allocates a fresh block when another thread holds it) and puts it back with a
-compare-and-swap (freeing its block when the slot is already full), so concurrent calls from
-several threads are safe and a single caller never pays for allocation or page faults.
+returns 0. The workspace comes from the runtime's per-thread cache (tensorc/runtime/workspace.c,
+as the kernels' own heap buffers do), so a caller calling again never pays for allocation or page
+faults, and concurrent calls from several threads each have their own.
 
 Weights never pass through LLVM: they are written into one binary file (each constant 64-byte
 aligned), assembled into ``.rodata`` with ``.incbin`` and linked into the same shared object. The
@@ -38,12 +37,11 @@ from ..runtime.graph_module import WEIGHTS_SYMBOL, GraphModule
 from . import llvm_compile
 from .llvm_builder import Value, const, zero
 from .llvm_module import begin_module, check_functions, describe, finish_module
-from .llvm_stmt import OUT_OF_MEMORY
+from .llvm_stmt import OUT_OF_MEMORY, WORKSPACE_ALLOC, WORKSPACE_FREE, declare_workspace
 from .target import parse
 
 ALIGN = 64
 _LOCAL_WEIGHTS = "__tensorc_weights_local"  # hidden: what the code refers to
-_WORKSPACE = "__tensorc_workspace"
 
 
 def _round_up(n, a=ALIGN):
@@ -131,21 +129,13 @@ def _emit_entry(mb, kernels, plan, graph):
     total = graph["workspace_nbytes"]
     ws = None
     if total:
-        mb.add_global(f"@{_WORKSPACE} = internal global ptr null, align 8")
-        mb.declare("aligned_alloc", "ptr", ["i64", "i64"])
-        mb.declare("free", "void", ["ptr"])
-        cached = fb.inst("ptr", f"atomicrmw xchg ptr @{_WORKSPACE}, ptr null acq_rel, align 8",
-                         hint="cached")
-        start = fb.block
-        alloc, have, failed = fb.label("ws.alloc"), fb.label("ws.have"), fb.label("ws.failed")
-        fb.cbr(fb.icmp("eq", cached, zero("ptr")), alloc, have)
-        fb.start_block(alloc)
-        fresh = fb.call("ptr", "aligned_alloc", [const("i64", ALIGN), const("i64", total)])
-        fb.cbr(fb.icmp("eq", fresh, zero("ptr")), failed, have)
+        declare_workspace(mb)
+        ws = fb.call("ptr", WORKSPACE_ALLOC, [const("i64", total)])
+        failed, have = fb.label("ws.failed"), fb.label("ws.have")
+        fb.cbr(fb.icmp("eq", ws, zero("ptr")), failed, have)
         fb.start_block(failed)
         fb.ret(const("i32", OUT_OF_MEMORY))
         fb.start_block(have)
-        ws = fb.phi("ptr", [(cached.ref, start), (fresh.ref, alloc)], name=fb.fresh("ws"))
 
     def pointer(ref):
         kind, index, offset = ref
@@ -183,15 +173,7 @@ def _emit_entry(mb, kernels, plan, graph):
     fb.br(done)
     fb.start_block(done)
     if ws is not None:
-        result = fb.inst("{ ptr, i1 }", f"cmpxchg ptr @{_WORKSPACE}, ptr null, {ws} acq_rel "
-                         "monotonic, align 8")
-        kept = fb.inst("i1", f"extractvalue {result}, 1")
-        release, finish = fb.label("ws.free"), fb.label("ws.done")
-        fb.cbr(kept, finish, release)
-        fb.start_block(release)
-        fb.call("void", "free", [ws])
-        fb.br(finish)
-        fb.start_block(finish)
+        fb.call("void", WORKSPACE_FREE, [ws, const("i64", total)])
     fb.ret(fb.load("i32", rc, 4))
 
 

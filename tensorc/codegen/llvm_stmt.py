@@ -20,6 +20,16 @@ _ALIGN = 64  # a cache line, and enough for any vector register
 #: Heap buffers come from the runtime's per-thread workspace cache (tensorc/runtime/workspace.c),
 #: 64-byte aligned, so a kernel called again reuses them instead of faulting fresh pages in.
 WORKSPACE_ALLOC, WORKSPACE_FREE = "tensorc_workspace_alloc", "tensorc_workspace_free"
+
+
+def declare_workspace(module):
+    """Declare the workspace cache's alloc and free in ``module``: hidden, since the runtime
+    is linked into the same library; its digest in the comment keys the build cache."""
+    comment = f"nounwind ; runtime sha256 {runtime_digest()}"
+    module.declare(WORKSPACE_ALLOC, "hidden ptr", ["i64"], comment)
+    module.declare(WORKSPACE_FREE, "hidden void", ["ptr", "i64"], comment)
+
+
 _LOOP_HINTS = {"unrolled": ['!"llvm.loop.unroll.enable"'],
                "vectorized": ['!"llvm.loop.vectorize.enable", i1 true']}
 
@@ -116,10 +126,7 @@ class FunctionEmitter(ExprEmitter):
             with self.bound(s.buffer, ptr):
                 self.stmt(s.body)
             return
-        # hidden: the runtime's workspace cache, linked into this library
-        comment = f"nounwind ; runtime sha256 {runtime_digest()}"
-        fb.module.declare(WORKSPACE_ALLOC, "hidden ptr", ["i64"], comment)
-        fb.module.declare(WORKSPACE_FREE, "hidden void", ["ptr", "i64"], comment)
+        declare_workspace(fb.module)
         size = const("i64", nbytes)
         ptr = fb.call("ptr", WORKSPACE_ALLOC, [size])
         self.return_if(fb.icmp("eq", ptr, zero("ptr")))

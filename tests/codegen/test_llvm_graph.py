@@ -95,7 +95,7 @@ def test_weights_are_not_in_the_ir(chain):
     ir = chain.get_source("ll-unoptimized")
     assert "@__tensorc_weights_local = external hidden constant [4032 x i8], align 64" in ir
     assert "define i32 @chain(" in ir and len(ir) < 100_000
-    assert "atomicrmw xchg ptr @__tensorc_workspace" in ir
+    assert "call ptr @tensorc_workspace_alloc(i64 8064)" in ir
 
 
 def test_input_straight_to_a_kernel_and_outputs_copied_from_an_input():
@@ -114,7 +114,7 @@ def test_input_straight_to_a_kernel_and_outputs_copied_from_an_input():
     np.testing.assert_array_equal(b_tail, b[N // 2:])
     np.testing.assert_array_equal(total_again, x + b)
     assert "__tensorc_weights" not in mod.get_source("ll-unoptimized")
-    assert "@__tensorc_workspace" not in mod.get_source("ll-unoptimized")
+    assert "tensorc_workspace_alloc" not in mod.get_source("ll-unoptimized")
 
 
 def test_packed_storage_offsets_and_a_parallel_kernel():
