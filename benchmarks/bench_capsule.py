@@ -7,6 +7,10 @@ Everything runs in one process, interleaved round by round after warm-up, median
 
 - tensorc: ``capsule.run_predict_and_route`` (one fused kernel, compiled once per shape and
   thread count before timing).
+- tensorc, W packed: the same with W packed once before timing (``capsule.pack_weight``,
+  ``weight_layout="packed"``), as a compiled model holds its constant W (the graph pass
+  ``choose_capsule_layout`` packs it below a batch of 4, where the kernel would otherwise
+  transpose W on every call).
 - torch eager, written the way public CapsNet code writes DigitCaps (the PyTorch ports in the
   style of gram-ai/capsule-networks and XifengGuo/CapsNet-Pytorch): the prediction as one
   broadcast ``torch.matmul(W, u[..., None])`` of W (1, I, J, Dout, Din) against u, per-sample
@@ -199,6 +203,7 @@ def main():
     rng = np.random.default_rng(0)
     W = (rng.standard_normal((I, J, DOUT, DIN)) * 0.05).astype(np.float32)
     Wt = torch.from_numpy(W)[None]
+    Wp = capsule.pack_weight(W)
     bandwidth = copy_bandwidth()
     print(f"copy bandwidth (np.copyto 256 MB, read + write): {bandwidth / 1e9:.1f} GB/s")
     rows = []
@@ -222,8 +227,12 @@ def main():
             t0 = time.perf_counter()
             v = capsule.run_predict_and_route(u, W, iterations=args.iterations)
             build = time.perf_counter() - t0
-            fns = {"tensorc": lambda u=u: capsule.run_predict_and_route(u, W, args.iterations)}
-            errs = {"tensorc": rel_l2(v, ref)}
+            fns = {"tensorc": lambda u=u: capsule.run_predict_and_route(u, W, args.iterations),
+                   "tensorc, W packed": lambda u=u: capsule.run_predict_and_route(
+                       u, Wp, args.iterations, weight_layout="packed")}
+            errs = {"tensorc": rel_l2(v, ref), "tensorc, W packed": rel_l2(
+                capsule.run_predict_and_route(u, Wp, args.iterations, weight_layout="packed"),
+                ref)}
             with torch.no_grad():
                 errs["torch eager"] = rel_l2(eager(ut, Wt).numpy(), ref)
                 fns["torch eager"] = lambda ut=ut: eager(ut, Wt)
@@ -250,17 +259,21 @@ def main():
                 f"{info if isinstance(info, str) else f'{info:.1f} s'}")
     print(f"cpu pressure after: {cpu_pressure()}")
     print()
-    print("| batch | threads | tensorc ms | torch eager ms | torch.compile ms | floor ms | "
-          "tensorc / floor | eager / tensorc | compile / tensorc | rel L2 tensorc |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("Ratios as tensorc / tensorc with W packed.")
+    print("| batch | threads | tensorc ms | W packed ms | torch eager ms | torch.compile ms | "
+          "floor ms | tensorc / floor | eager / tensorc | compile / tensorc | rel L2 tensorc |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for batch, threads, times, errs, floor, *_ in rows:
         t = times["tensorc"]["median_ms"]
+        p = times["tensorc, W packed"]["median_ms"]
         e = times["torch eager"]["median_ms"]
         c = times.get("torch.compile", {}).get("median_ms")
         cs = f"{c:.2f}" if c else "n/a"
-        cr = f"{c / t:.1f}" if c else "n/a"
-        print(f"| {batch} | {threads} | {t:.2f} | {e:.2f} | {cs} | {floor * 1e3:.2f} | "
-              f"{t / (floor * 1e3):.1f} | {e / t:.1f} | {cr} | {errs['tensorc']:.1e} |")
+        cr = f"{c / t:.1f} / {c / p:.1f}" if c else "n/a"
+        f = floor * 1e3
+        print(f"| {batch} | {threads} | {t:.2f} | {p:.2f} | {e:.2f} | {cs} | {f:.2f} | "
+              f"{t / f:.1f} / {p / f:.1f} | {e / t:.1f} / {e / p:.1f} | {cr} | "
+              f"{errs['tensorc']:.1e} / {errs['tensorc, W packed']:.1e} |")
     records.write(args.json)
 
 

@@ -65,35 +65,75 @@ def _rank(op, x, what, rank, layout):
                          f"shape {x.shape}")
 
 
-def predict(u, W, name="u_hat"):
-    """u_hat[b, i, j, :] = W[i, j] @ u[b, i, :]: u (B, I, Din), W (I, J, Dout, Din).
+#: The layouts W may come in: "IJDK", (I, J, Dout, Din), one Dout x Din matrix per pair (i, j)
+#: as the paper and public code write it; or "packed", (I, J, Din, Dout) (``pack_weight``),
+#: Dout innermost as the prediction multiplies it. A model's constant W is packed once, at
+#: compile time, by the graph pass ``choose_capsule_layout``, as conv2d's weights are.
+WEIGHT_LAYOUTS = ("IJDK", "packed")
 
-    W is read through a packed copy Wt[i, j, k, d] = W[i, j, d, k] (attrs part "pack"): with
-    Dout innermost a schedule multiplies whole vectors of W by one broadcast element of u.
+
+def pack_weight(W):
+    """numpy: W (I, J, Dout, Din) in the layout ``weight_layout="packed"`` reads,
+    (I, J, Din, Dout)."""
+    import numpy as np
+    w = np.asarray(W)
+    if w.ndim != 4:
+        raise ValueError(f"capsule.pack_weight: W must have 4 dimensions (in_caps, out_caps, "
+                         f"out_dim, in_dim), got shape {w.shape}")
+    return np.ascontiguousarray(w.transpose(0, 1, 3, 2))
+
+
+def _weight_at(W, weight_layout):
+    """W's element (i, j, d, k) (output dimension d, input dimension k) in either layout."""
+    if weight_layout == "packed":
+        return lambda i, j, d, k: W[i, j, k, d]
+    return lambda i, j, d, k: W[i, j, d, k]
+
+
+def predict(u, W, name="u_hat", weight_layout="IJDK"):
+    """u_hat[b, i, j, :] = W[i, j] @ u[b, i, :]: u (B, I, Din), W (I, J, Dout, Din) (or
+    (I, J, Din, Dout) with ``weight_layout="packed"``).
+
+    An "IJDK" W is read through a packed copy Wt[i, j, k, d] = W[i, j, d, k] (attrs part
+    "pack"): with Dout innermost a schedule multiplies whole vectors of W by one broadcast
+    element of u. A "packed" W is that copy already.
     """
-    _predict_shapes("capsule.predict", u, W)
-    B, I, Din = u.shape
-    _, J, Dout, _ = W.shape
-    Wt = _stage((I, J, Din, Dout), lambda i, j, k, d: W[i, j, d, k], f"{name}.pack", "predict",
-                part="pack")
+    J, Dout, Din = _predict_shapes("capsule.predict", u, W, weight_layout)
+    B, I, _ = u.shape
+    if weight_layout == "packed":
+        Wt = W
+    else:
+        Wt = _stage((I, J, Din, Dout), lambda i, j, k, d: W[i, j, d, k], f"{name}.pack",
+                    "predict", part="pack")
     k = te.reduce_axis((0, Din), name="k")
     return _stage((B, I, J, Dout),
                   lambda b, i, j, d: te.sum(Wt[i, j, k, d] * u[b, i, k], axis=k),
                   name, "predict")
 
 
-def _predict_shapes(op, u, W):
+def _predict_shapes(op, u, W, weight_layout="IJDK"):
+    """(J, Dout, Din) of W, after checking u and W fit each other in ``weight_layout``."""
+    if weight_layout not in WEIGHT_LAYOUTS:
+        raise ValueError(f"{op}: weight_layout must be one of {WEIGHT_LAYOUTS}, got "
+                         f"{weight_layout!r}")
+    packed = weight_layout == "packed"
+    layout = "(in_caps, out_caps, in_dim, out_dim)" if packed else \
+        "(in_caps, out_caps, out_dim, in_dim)"
     _float(op, u, "input capsules u")
     _float(op, W, "weights W")
     _rank(op, u, "input capsules u", 3, "(batch, in_caps, in_dim)")
-    _rank(op, W, "weights W", 4, "(in_caps, out_caps, out_dim, in_dim)")
+    _rank(op, W, "weights W", 4, layout)
     if u.dtype != W.dtype:
         raise TypeError(f"{op}: u {u.name!r} is {u.dtype} but W {W.name!r} is {W.dtype}")
-    (_, I, Din), (I2, _, _, Din2) = u.shape, W.shape
+    (_, I, Din), (I2, J, a, b) = u.shape, W.shape
+    Dout, Din2 = (b, a) if packed else (a, b)
     if (I2, Din2) != (I, Din):
+        where = 2 if packed else 3
         raise ValueError(f"{op}: weights W {W.name!r} of shape {W.shape} do not fit input "
-                         f"capsules u {u.name!r} of shape {u.shape}: need W.shape[0] == {I} "
-                         f"(in_caps) and W.shape[3] == {Din} (in_dim)")
+                         f"capsules u {u.name!r} of shape {u.shape} (W in the {weight_layout} "
+                         f"layout {layout}): need W.shape[0] == {I} (in_caps) and "
+                         f"W.shape[{where}] == {Din} (in_dim)")
+    return J, Dout, Din
 
 
 def _squash_scale(n2, eps):
@@ -137,21 +177,23 @@ def dynamic_routing(u_hat, iterations=3, eps=EPS, name="v"):
         V = _squashed(s, n2, eps, V, f"{name}.V{r + 1}", r, add=True)
 
 
-def capsule_routing(x, W=None, iterations=3, eps=EPS, name="v", lanes=0):
+def capsule_routing(x, W=None, iterations=3, eps=EPS, name="v", lanes=0, weight_layout="IJDK"):
     """The graph operator "capsule_routing": v (B, J, Dout) = dynamic_routing(predict(x, W))
     when W is given, else dynamic_routing(x) with x the prediction vectors. One operator, so
     the graph compiler makes it one kernel with the fused schedule (the graph pass
     ``passes.capsule`` puts it where an imported model routes). ``lanes`` > 0 (with W) builds
     the same result in the batch-in-lanes layout of ``predict_and_route_lanes``, which the
-    CPU compiler picks (``passes.choose_capsule_layout``)."""
+    CPU compiler picks (``passes.choose_capsule_layout``). ``weight_layout`` is W's, as in
+    ``predict``."""
     static_int("capsule.capsule_routing", "lanes", lanes)
     if lanes and W is not None:
-        return predict_and_route_lanes(x, W, iterations, eps, lanes, name)
-    u_hat = x if W is None else predict(x, W, name=f"{name}.u_hat")
+        return predict_and_route_lanes(x, W, iterations, eps, lanes, name, weight_layout)
+    u_hat = x if W is None else predict(x, W, f"{name}.u_hat", weight_layout)
     return dynamic_routing(u_hat, iterations, eps, name)
 
 
-def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v"):
+def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v",
+                            weight_layout="IJDK"):
     """v (B, J, Dout) = dynamic_routing(predict(u, W)), computed with the batch in vector lanes.
 
     The batch is cut into blocks of ``lanes`` elements (the last one padded with zero
@@ -163,18 +205,18 @@ def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v"):
     sums. The price is a block's prediction vectors in memory (5.9 MB at MNIST sizes and 8
     lanes), which ``capsule_schedule.schedule_routing_lanes`` streams once per round. Stages
     and parts are named as in ``predict`` and ``dynamic_routing``; the result carries
-    ``attrs["lanes"]``.
+    ``attrs["lanes"]``. ``weight_layout`` is W's, as in ``predict``.
     """
     op = "capsule.predict_and_route_lanes"
-    _predict_shapes(op, u, W)
+    J, Dout, Din = _predict_shapes(op, u, W, weight_layout)
     static_int(op, "iterations", iterations)
     static_int(op, "lanes", lanes)
     if iterations < 1 or lanes < 1:
         raise ValueError(f"{op}: iterations and lanes must be at least 1, got {iterations} "
                          f"and {lanes}")
-    B, I, Din = u.shape
-    _, J, Dout, _ = W.shape
+    B, I, _ = u.shape
     L, dtype = lanes, u.dtype
+    w_at = _weight_at(W, weight_layout)
 
     def lane_of_u(bo, i, k, lane):
         b = bo * L + lane
@@ -184,7 +226,7 @@ def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v"):
     shape5 = (-(-B // L), I, J, Dout, L)
     uT = _stage((shape5[0], I, Din, L), lane_of_u, f"{name}.u_lanes", "routing", part="pack")
     k = te.reduce_axis((0, Din), name="k")
-    uh = _stage(shape5, lambda bo, i, j, d, lane: te.sum(W[i, j, d, k] * uT[bo, i, k, lane],
+    uh = _stage(shape5, lambda bo, i, j, d, lane: te.sum(w_at(i, j, d, k) * uT[bo, i, k, lane],
                                                          axis=k),
                 f"{name}.u_hat", "routing", part="u_hat")
     V = None  # running sum of the rounds' outputs, as in dynamic_routing
@@ -341,6 +383,7 @@ from . import capsule_schedule  # noqa: E402, F401  (registers the "capsule" sch
 from .capsule_api import (cache_info, run_dynamic_routing, run_em_votes,  # noqa: E402
                           run_predict, run_predict_and_route, run_squash)
 
-__all__ = ["EPS", "cache_info", "capsule_routing", "dynamic_routing", "em_votes", "predict",
-           "predict_and_route_lanes", "run_dynamic_routing", "run_em_votes", "run_predict",
-           "run_predict_and_route", "run_squash", "squash"]
+__all__ = ["EPS", "WEIGHT_LAYOUTS", "cache_info", "capsule_routing", "dynamic_routing",
+           "em_votes", "pack_weight", "predict", "predict_and_route_lanes",
+           "run_dynamic_routing", "run_em_votes", "run_predict", "run_predict_and_route",
+           "run_squash", "squash"]

@@ -23,8 +23,9 @@ CACHE_SIZE = 64
 _DTYPES = ("float32", "float64")
 
 
-def _predict_and_route(u, W, iterations, eps, lanes=0):
-    return capsule.capsule_routing(u, W, iterations, eps, lanes=lanes)
+def _predict_and_route(u, W, iterations, eps, lanes=0, weight_layout="IJDK"):
+    return capsule.capsule_routing(u, W, iterations, eps, lanes=lanes,
+                                   weight_layout=weight_layout)
 
 
 #: op -> (TE builder, names of its array arguments)
@@ -94,9 +95,10 @@ def _array(op, name, a):
     return np.ascontiguousarray(a)
 
 
-def run_predict(u, W, target="llvm"):
-    """u_hat (B, I, J, Dout) = W[i, j] @ u[b, i] for u (B, I, Din), W (I, J, Dout, Din)."""
-    return _run("predict", (u, W), {}, target)
+def run_predict(u, W, target="llvm", weight_layout="IJDK"):
+    """u_hat (B, I, J, Dout) = W[i, j] @ u[b, i] for u (B, I, Din), W (I, J, Dout, Din) (or
+    ``capsule.pack_weight(W)`` with ``weight_layout="packed"``)."""
+    return _run("predict", (u, W), {"weight_layout": weight_layout}, target)
 
 
 def run_dynamic_routing(u_hat, iterations=3, eps=capsule.EPS, target="llvm"):
@@ -104,12 +106,16 @@ def run_dynamic_routing(u_hat, iterations=3, eps=capsule.EPS, target="llvm"):
     return _run("dynamic_routing", (u_hat,), {"iterations": iterations, "eps": eps}, target)
 
 
-def run_predict_and_route(u, W, iterations=3, eps=capsule.EPS, target="llvm"):
+def run_predict_and_route(u, W, iterations=3, eps=capsule.EPS, target="llvm",
+                          weight_layout="IJDK"):
     """v (B, J, Dout) from u (B, I, Din) and W (I, J, Dout, Din) in one kernel that never
     writes the prediction vectors to memory outside the cache-sized blocks it works on. On
     the CPU, a batch of at least 4 runs in the batch-in-lanes layout
-    (``capsule.predict_and_route_lanes``, ``capsule_schedule.cpu_lanes``)."""
-    return _run("predict_and_route", (u, W), {"iterations": iterations, "eps": eps}, target)
+    (``capsule.predict_and_route_lanes``, ``capsule_schedule.cpu_lanes``). A W used for many
+    calls can be packed once (``capsule.pack_weight``, ``weight_layout="packed"``): below a
+    batch of 4 the kernel then reads it as it is instead of transposing it on every call."""
+    return _run("predict_and_route", (u, W), {"iterations": iterations, "eps": eps,
+                                              "weight_layout": weight_layout}, target)
 
 
 def run_squash(s, axis=-1, eps=capsule.EPS, target="llvm"):

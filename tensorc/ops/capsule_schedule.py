@@ -4,7 +4,9 @@ Prediction + routing is one loop nest. The prediction vectors of a block of batc
 (up to MAX_BLOCK) are computed together, input capsule by input capsule, so each W[i]
 (J x Dout x Din, 5 KB at MNIST sizes), packed Dout-innermost, is multiplied from L1 into every
 element of the block, the results accumulating in vector registers. (W is packed per input
-capsule on the way when each thread has one block, else once for all blocks up front.) Then,
+capsule on the way when each thread has one block, else once for all blocks up front; a block
+of one element reads W's columns in place, and a W that comes packed, ``weight_layout=
+"packed"``, is read as it is: at batch 1, transposing W is most of the prediction's work.) Then,
 per batch element while its u_hat (I x J x Dout) is still in cache, every routing round runs:
 the weighted sum over i with Dout in vectors, and, for the rounds after the first, the
 logits, softmax and couplings of a ``chunk`` of input capsules computed right before the
@@ -113,10 +115,12 @@ def schedule_predict_block(s, u_hat, parent=None, loop=None, block=None):
     at.unroll(k)
     at.unroll(ab)
     at.vectorize(ad)
-    pack = next(t for t in acc.op.input_tensors if part_of(t) == "pack")
+    pack = next((t for t in acc.op.input_tensors if part_of(t) == "pack"), None)
     for t in acc.op.input_tensors:
         if t is not pack and not s[t].is_placeholder and s[t].attach_type == "root":
             s[t].compute_at(st, i)  # u computed (a graph's squash before it): once per i
+    if pack is None:          # W came packed (weight_layout="packed")
+        return s
     ps = s[pack]
     if block == 1:
         ps.compute_inline()   # each element of W is used once: read W's columns in place

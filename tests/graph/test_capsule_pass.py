@@ -20,6 +20,7 @@ from torch import nn  # noqa: E402
 import tensorc as tc  # noqa: E402
 import torch_models  # noqa: E402
 from frontend_importers import from_onnx  # noqa: E402
+from tensorc.graph.infer import const_array  # noqa: E402
 from tensorc.graph.passes import default_passes, fuse_capsule_routing, run_passes  # noqa: E402
 from torchscript_helpers import check_outputs, import_module  # noqa: E402
 
@@ -93,9 +94,9 @@ def capsnet():
 def test_imported_capsnet_compiles_to_one_routing_node(capsnet, source):
     module, x = capsnet
     g = import_module(module, "trace", (x,)) if source == "trace" else _onnx(module, x)
-    (node,) = _routing_nodes(g)
+    (node,) = _routing_nodes(g)   # batch 3, below the lanes layout: W packed at compile time
     assert node.attrs["iterations"] == 3 and [v.shape for v in node.inputs] == \
-        [(3, 288, 8), (288, 10, 16, 8)]
+        [(3, 288, 8), (288, 10, 8, 16)] and node.attrs["weight_layout"] == "packed"
     counts = run_passes(g).op_counts()
     assert "softmax" not in counts and "matmul" not in counts and counts["l2"] == 2
     _compiled_matches(g, module, x)
@@ -115,6 +116,24 @@ def test_digitcaps_at_odd_sizes(iterations):
     (node,) = _routing_nodes(g)
     assert node.attrs["iterations"] == iterations
     assert [v.shape for v in node.inputs] == [(5, 37, 7), (37, 5, 9, 7)]
+    _compiled_matches(g, module, x)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_small_batch_reads_w_packed_at_compile_time_on_the_cpu(batch):
+    """choose_capsule_layout below the lanes layout: the constant W becomes its packed copy
+    (Din before Dout) and the node reads it with weight_layout="packed"; GPU targets keep W."""
+    module = DigitCaps(iterations=3).eval()
+    x = _inputs(batch, 37, 7)
+    g = import_module(module, "trace", (x,))
+    (node,) = _routing_nodes(g)
+    assert node.attrs["weight_layout"] == "packed" and "lanes" not in node.attrs
+    w = node.inputs[1]
+    assert w.is_const and w.shape == (37, 5, 7, 9)
+    np.testing.assert_array_equal(const_array(w), module.W.detach().numpy().reshape(37, 5, 9, 7)
+                                  .transpose(0, 1, 3, 2))
+    (gpu_node,) = [n for n in run_passes(g, target="cuda").nodes if n.op == "capsule_routing"]
+    assert "weight_layout" not in gpu_node.attrs and gpu_node.inputs[1].shape == (37, 5, 9, 7)
     _compiled_matches(g, module, x)
 
 

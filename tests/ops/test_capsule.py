@@ -208,10 +208,33 @@ def test_em_votes(stride):
     assert rel_l2(got, np_votes(p, w, stride)) < 1e-5
 
 
+@pytest.mark.parametrize("batch,threads,lanes", [(1, 2, 0), (3, 1, 0), (9, 2, 0), (9, 2, 8)])
+def test_packed_weights_give_the_same_result(monkeypatch, batch, threads, lanes):
+    """weight_layout="packed": W (I, J, Din, Dout) from pack_weight, read as it is (no pack
+    stage) in both layouts and every block placement."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: threads)
+    u, a = placeholder((batch, I, DIN), name="u")
+    W, w = placeholder((I, J, DIN, DOUT), name="W", seed=1, lo=0.05, hi=0.3)
+    w_ijdk = w.transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(capsule.pack_weight(w_ijdk), w)
+    v = capsule.capsule_routing(u, W, 3, lanes=lanes, weight_layout="packed")
+    assert "u_hat.pack" not in lowered(v, [u, W, v])
+    ref = np_routing(np_predict(a, w_ijdk), 3)
+    got = check(v, {u: a, W: w}, lambda *_: ref, rtol=1e-5, atol=1e-6)
+    assert rel_l2(got, ref) < 1e-5
+    got = check(capsule.predict(u, W, weight_layout="packed"), {u: a, W: w},
+                lambda *_: np_predict(a, w_ijdk), rtol=1e-5, atol=1e-5)
+
+
 def test_te_functions_reject_bad_arguments():
     u, _, W, _ = inputs()
     with pytest.raises(ValueError, match=r"weights W 'W' of shape .* do not fit input"):
         capsule.predict(u, te.placeholder((I, J, DOUT, DIN + 1), name="W"))
+    with pytest.raises(ValueError, match=r"\(W in the packed layout \(in_caps, out_caps, "
+                                         r"in_dim, out_dim\)\): .* W.shape\[2\] == 7"):
+        capsule.predict(u, W, weight_layout="packed")
+    with pytest.raises(ValueError, match="weight_layout must be one of"):
+        capsule.capsule_routing(u, W, weight_layout="IJKD")
     with pytest.raises(ValueError, match="iterations must be at least 1"):
         capsule.dynamic_routing(capsule.predict(u, W), 0)
     with pytest.raises(TypeError, match="iterations must be an int"):
@@ -236,6 +259,10 @@ def test_run_functions_match_the_references():
         assert rel_l2(capsule.run_dynamic_routing(u_hat, iterations=iterations), ref) < 1e-5
     s = rng.uniform(-1, 1, (5, 3, 8))
     assert rel_l2(capsule.run_squash(s, axis=1), np_squash(s, 1)) < 1e-12   # float64 kernel
+    packed = capsule.pack_weight(w)
+    assert rel_l2(capsule.run_predict(a, packed, weight_layout="packed"), np_predict(a, w)) < 1e-5
+    assert rel_l2(capsule.run_predict_and_route(a, packed, weight_layout="packed"),
+                  np_routing(np_predict(a, w), 3)) < 1e-5
     pose = rng.uniform(-1, 1, (1, 5, 5, 2, 4, 4)).astype("float32")
     wv = rng.uniform(-1, 1, (3, 3, 2, 4, 4, 4)).astype("float32")
     assert rel_l2(capsule.run_em_votes(pose, wv, stride=2), np_votes(pose, wv, 2)) < 1e-5

@@ -158,6 +158,9 @@ def test_run_functions_take_the_gpu_schedules():
                     te.placeholder((I, J, DOUT, DIN), name="W")])
     got = capsule.run_predict_and_route(a, w, iterations=2, target="cuda-emu")
     assert rel_l2(got, np_routing(np_predict(a, w), 2)) < 1e-5
+    got = capsule.run_predict_and_route(a, capsule.pack_weight(w), iterations=2,
+                                        target="cuda-emu", weight_layout="packed")
+    assert rel_l2(got, np_routing(np_predict(a, w), 2)) < 1e-5
     u_hat = capsule.run_predict(a, w, target="cuda-emu")
     assert rel_l2(u_hat, np_predict(a, w)) < 1e-5
     got = capsule.run_dynamic_routing(u_hat, iterations=2, target="cuda-emu")

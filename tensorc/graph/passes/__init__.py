@@ -16,6 +16,7 @@
   one ``capsule_routing`` node, compiled with the fused capsule schedule;
 - ``choose_capsule_layout`` (CPU targets only): a ``capsule_routing`` node with a batch of at
   least 4 computes with the batch in the vector lanes (``capsule.predict_and_route_lanes``);
+  below that, its constant W is packed once (``weight_layout="packed"``);
 - ``eliminate_dead_code``: nodes no graph output depends on are dropped.
 
 ``run_passes(graph, passes, dump=...)`` runs a list of them, printing the graph before the

@@ -244,13 +244,23 @@ def fuse_capsule_routing(graph):
 def choose_capsule_layout(graph):
     """CPU only: every ``capsule_routing`` node with W and a batch of at least 4 gets ``lanes``
     (``ops.capsule_schedule.cpu_lanes``), so it builds the batch-in-lanes layout
-    (``capsule.predict_and_route_lanes``); the result is the same."""
+    (``capsule.predict_and_route_lanes``); below that, a constant W is packed here, once
+    (``capsule.pack_weight``, ``weight_layout="packed"``), instead of transposed by every
+    call. The result is the same."""
+    from ...ops.capsule import pack_weight
     from ...ops.capsule_schedule import cpu_lanes
     rw = Rewrite(graph)
+    packed = {}  # id(W) -> its packed constant (a W shared by two nodes packs once)
     for n in rw.graph.nodes:
-        if n.op == "capsule_routing" and len(n.inputs) == 2 and "lanes" not in n.attrs:
-            x = n.inputs[0]
-            lanes = cpu_lanes(int(x.shape[0]), x.dtype)
-            if lanes:
-                n.attrs = dict(n.attrs, lanes=lanes)
+        if n.op != "capsule_routing" or len(n.inputs) != 2 or "lanes" in n.attrs:
+            continue
+        x, w = n.inputs
+        lanes = cpu_lanes(int(x.shape[0]), x.dtype)
+        if lanes:
+            n.attrs = dict(n.attrs, lanes=lanes)
+        elif w.is_const and n.attrs.get("weight_layout", "IJDK") == "IJDK":
+            if id(w) not in packed:
+                packed[id(w)] = new_const(f"{w.name}.packed", pack_weight(const_array(w)))
+            n.inputs = [x, packed[id(w)]]
+            n.attrs = dict(n.attrs, weight_layout="packed")
     return rw.finish(list(rw.graph.nodes))
