@@ -32,7 +32,7 @@ float16), and the result view rounds it to the output type, so float16 sums are 
 from .. import te
 from ..ir import dtype as dt
 from ..te.tensor import Tensor
-from .util import accumulation_dtype
+from .util import accumulation_dtype, static_ints
 
 #: tag of the internal reduction compute (every algorithm) behind a conv op's result
 ANCHOR_TAG = "conv2d_NCHWc"
@@ -44,20 +44,6 @@ def _check_tensor(op, x, what):
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}: {what} must be a te.Tensor, got {type(x).__name__} {x!r}")
     return x
-
-
-def _ints(op, what, v, n):
-    """v as a tuple of n positive ints (an int is repeated)."""
-    if isinstance(v, bool):
-        raise TypeError(f"{op}: {what} must be an int or a tuple of {n} ints, got {v!r}")
-    if isinstance(v, int):
-        v = (v,) * n
-    v = tuple(v)
-    if len(v) != n or any(isinstance(x, bool) or not isinstance(x, int) for x in v):
-        raise ValueError(f"{op}: {what} must be an int or a tuple of {n} ints, got {v!r}")
-    if any(x <= 0 for x in v):
-        raise ValueError(f"{op}: {what} must be positive, got {v!r}")
-    return v
 
 
 def _pads(op, padding, nd):
@@ -338,8 +324,8 @@ def _conv_nd(op, data, weight, strides, padding, dilation, groups, out_dtype, na
     if data.ndim != nd + 2:
         raise ValueError(f"{op}: data {data.name!r} must have {nd + 2} dimensions "
                          f"({'NCHW' if nd == 2 else 'NCW'}), got shape {data.shape}")
-    strides = _ints(op, "strides", strides, nd)
-    dilation = _ints(op, "dilation", dilation, nd)
+    strides = static_ints(op, "strides", strides, nd)
+    dilation = static_ints(op, "dilation", dilation, nd)
     pads = _pads(op, padding, nd)
     N, IC = data.shape[:2]
     if IC % groups:
@@ -477,8 +463,8 @@ def conv_transpose2d(data, weight, strides=1, padding=0, output_padding=0, dilat
                          f"shape {weight.shape}")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
         raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
-    strides = _ints(op, "strides", strides, 2)
-    dilation = _ints(op, "dilation", dilation, 2)
+    strides = static_ints(op, "strides", strides, 2)
+    dilation = static_ints(op, "dilation", dilation, 2)
     pads = _pads(op, padding, 2)
     if isinstance(output_padding, int) and not isinstance(output_padding, bool):
         output_padding = (output_padding,) * 2

@@ -19,7 +19,7 @@ input); the pooling reduction is tagged "pool". Average pools sum in
 from .. import te
 from ..ir import dtype as dt
 from ..te.tensor import Tensor
-from .util import accumulation_dtype
+from .util import accumulation_dtype, static_ints
 
 
 def _check(op, x, nd):
@@ -28,19 +28,6 @@ def _check(op, x, nd):
     if x.ndim != nd + 2:
         raise ValueError(f"{op}: data {x.name!r} must have {nd + 2} dimensions "
                          f"({'NCHW' if nd == 2 else 'NCW'}), got shape {x.shape}")
-
-
-def _ints(op, what, v, n, minimum=1):
-    if isinstance(v, bool):
-        raise TypeError(f"{op}: {what} must be ints, got {v!r}")
-    if isinstance(v, int):
-        v = (v,) * n
-    v = tuple(v)
-    if len(v) != n or any(isinstance(x, bool) or not isinstance(x, int) for x in v):
-        raise ValueError(f"{op}: {what} must be an int or {n} ints, got {v!r}")
-    if any(x < minimum for x in v):
-        raise ValueError(f"{op}: {what} must be >= {minimum}, got {v!r}")
-    return v
 
 
 def _pads(op, padding, nd):
@@ -80,9 +67,9 @@ def _pool(op, data, kernel, strides, padding, dilation, pool_type, ceil_mode,
     _check(op, data, nd)
     if pool_type not in ("max", "avg"):
         raise ValueError(f"{op}: pool_type must be 'max' or 'avg', got {pool_type!r}")
-    kernel = _ints(op, "kernel", kernel, nd)
-    strides = _ints(op, "strides", strides, nd)
-    dilation = _ints(op, "dilation", dilation, nd)
+    kernel = static_ints(op, "kernel", kernel, nd)
+    strides = static_ints(op, "strides", strides, nd)
+    dilation = static_ints(op, "dilation", dilation, nd)
     pads = _pads(op, padding, nd)
     if pool_type == "avg" and not dt.is_float(data.dtype):
         raise TypeError(f"{op}: average pooling needs a floating-point tensor, "

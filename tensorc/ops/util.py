@@ -112,3 +112,23 @@ def static_int(op, what, v):
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError(f"{op}: {what} must be an int, got {type(v).__name__} {v!r}")
     return v
+
+
+def static_ints(op, what, v, n, minimum=1):
+    """v (an int, repeated, or a sequence of n ints) as a tuple of n ints >= ``minimum``:
+    strides, dilations, kernel sizes."""
+    if isinstance(v, bool):
+        raise TypeError(f"{op}: {what} must be an int or a tuple of {n} ints, got {v!r}")
+    if isinstance(v, int):
+        v = (v,) * n
+    try:
+        v = tuple(v)
+    except TypeError:
+        raise TypeError(f"{op}: {what} must be an int or a tuple of {n} ints, got "
+                        f"{type(v).__name__} {v!r}") from None
+    if len(v) != n or any(isinstance(x, bool) or not isinstance(x, int) for x in v):
+        raise ValueError(f"{op}: {what} must be an int or a tuple of {n} ints, got {v!r}")
+    if any(x < minimum for x in v):
+        raise ValueError(f"{op}: {what} must be {'positive' if minimum == 1 else f'>= {minimum}'}"
+                         f", got {v!r}")
+    return v

@@ -43,6 +43,12 @@ class Tensor:
     def __call__(self, *indices):
         return self[indices]
 
+    def __iter__(self):
+        # Without this, Python iterates by indexing t[0], t[1], ...: every index is a valid
+        # expression, so tuple(t) or a loop over t would never end.
+        raise TypeError(f"tensor {self.name!r} is not iterable; index it with expressions, "
+                        "t[i, j]")
+
     def __hash__(self):
         return hash((self.op, self.value_index))
 

@@ -79,6 +79,17 @@ def test_shape_mismatch_names_node_op_and_input_shapes():
         gb.op("dense", x, w, node_name="fc")
 
 
+def test_a_tensor_input_where_the_op_takes_an_attribute_is_reported():
+    """conv2d takes (data, weight): a third input lands on ``strides``. Before Tensor had
+    __iter__, tuple(strides) indexed the bias forever and used up the memory."""
+    gb = GraphBuilder("bad")
+    x = gb.input("x", (1, 4, 9, 9))
+    with pytest.raises(GraphError, match=r"node 'conv' \(conv2d\) .*TypeError: conv2d: strides "
+                                         r"must be an int or a tuple of 2 ints, got Tensor"):
+        gb.op("conv2d", x, np.ones((4, 4, 3, 3), "float32"), np.ones(4, "float32"),
+              padding=1, node_name="conv")
+
+
 def test_recorded_shape_that_disagrees_is_reported():
     x = Value("x", (2, 3), "float32")
     y = Value("y", (3, 2), "float32")

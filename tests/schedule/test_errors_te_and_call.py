@@ -27,6 +27,13 @@ def test_wrong_rank_indexing():
         te.compute((7,), lambda i: A[i, i, i], name="B")
 
 
+def test_a_tensor_is_not_iterable():
+    """tuple(t) or a loop over t would otherwise index t[0], t[1], ... without end."""
+    A = te.placeholder((7,), name="A")
+    with pytest.raises(TypeError, match=r"tensor 'A' is not iterable"):
+        tuple(A)
+
+
 def test_float_index():
     A = te.placeholder((7, 9), name="A")
     with pytest.raises(TypeError, match=r"tensor 'A': index 1 .*float32.*integers"):
