@@ -20,7 +20,9 @@ from .capsule_schedule import cpu_lanes
 #: Kernels kept loaded (least recently used dropped first).
 CACHE_SIZE = 64
 
-_DTYPES = ("float32", "float64")
+#: The dtypes the kernels take, by numpy dtype (a dict lookup: ``dtype.name`` is a Python-level
+#: property, and every microsecond of a call's own overhead shows at batch 1).
+_DTYPES = {np.dtype("float32"): "float32", np.dtype("float64"): "float64"}
 
 
 def _predict_and_route(u, W, iterations, eps, lanes=0, weight_layout="IJDK"):
@@ -72,27 +74,32 @@ def _run(op, arrays, params, target):
     from ..runtime.threads import get_num_threads
     names = _OPS[op][1]
     arrays = [_array(op, name, a) for name, a in zip(names, arrays)]
-    dtypes = {a.dtype.name for a in arrays}
-    if len(dtypes) > 1:
+    dtype = _DTYPES[arrays[0].dtype]
+    if any(a.dtype != arrays[0].dtype for a in arrays):
         listed = ", ".join(f"{n} is {a.dtype}" for n, a in zip(names, arrays))
         raise TypeError(f"capsule.run_{op}: the arrays must have one dtype ({listed})")
     if op == "predict_and_route" and not _is_gpu(target):
-        params = dict(params, lanes=cpu_lanes(arrays[0].shape[0], arrays[0].dtype.name))
-    mod, shape = _kernel(op, tuple(a.shape for a in arrays), arrays[0].dtype.name,
+        params = dict(params, lanes=_cpu_lanes(arrays[0].shape[0], dtype))
+    mod, shape = _kernel(op, tuple(a.shape for a in arrays), dtype,
                          tuple(sorted(params.items())), target, get_num_threads())
     out = np.empty(shape, arrays[0].dtype)
     mod(*arrays, out)
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _cpu_lanes(batch, dtype):
+    return cpu_lanes(batch, dtype)
+
+
 def _array(op, name, a):
     if not isinstance(a, np.ndarray):
         raise TypeError(f"capsule.run_{op}: {name} must be a numpy array, got "
                         f"{type(a).__name__}")
-    if a.dtype.name not in _DTYPES:
+    if a.dtype not in _DTYPES:
         raise TypeError(f"capsule.run_{op}: {name} has dtype {a.dtype}; expected float32 or "
                         "float64")
-    return np.ascontiguousarray(a)
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
 
 
 def run_predict(u, W, target="llvm", weight_layout="IJDK"):
