@@ -26,7 +26,11 @@
  * in the calling thread. Nothing ever waits for the pool to become free, so nothing deadlocks.
  *
  * Workers are created on first need (nthreads - 1 of them at most), spin for SPIN_NS after a job
- * in case another follows (back-to-back kernels of a model), then sleep on a futex. They live
+ * in case another follows (back-to-back kernels of a model, serial code between a kernel's
+ * parallel loops, a caller's loop in Python), then sleep on a futex. Waking a sleeping worker
+ * can take a millisecond on a virtual machine, where an idle vCPU is descheduled: with 30 us
+ * of spin, a 512^3 matmul called in a loop ran as slowly on 2 threads as on 1 (3.4 vs 3.1 ms),
+ * with 100 us in 1.9 ms (benchmarks/bench_threads.py's process). They live
  * until the library is unloaded (a destructor stops and joins them) or the process ends; a forked
  * child starts with no workers and creates its own.
  */
@@ -48,7 +52,7 @@
 #define HIDDEN __attribute__((visibility("hidden")))
 #define MAX_THREADS 256        /* caller + 255 workers; more requested threads are clamped */
 #define CHUNKS_PER_THREAD 4    /* a late or descheduled thread leaves its work to the others */
-#define SPIN_NS 30000          /* how long an idle thread spins before it sleeps (30 us) */
+#define SPIN_NS 100000         /* how long an idle thread spins before it sleeps (100 us) */
 #define CLOSED 0xFFFFFFFFu     /* claim index of a job being set up: nothing to claim */
 
 typedef int32_t (*body_fn)(int64_t begin, int64_t end, void *closure);
@@ -209,7 +213,13 @@ static unsigned wait_for_job(unsigned last, int64_t spin_ns) {
             if ((current = atomic_load_explicit(&P.wake, memory_order_acquire)) != last)
                 return current;
             cpu_relax();
-            if (k % 64 == 0 && now_ns() > deadline) break;
+            if (k % 64 == 0) {
+                int64_t t = now_ns();
+                /* While a job runs (the owner finishing its last chunks) the next one may
+                 * follow at once: the idle spin counts from the job's end. */
+                if (atomic_load_explicit(&P.busy, memory_order_relaxed)) deadline = t + spin_ns;
+                else if (t > deadline) break;
+            }
         }
     }
     /* seq_cst: either the owner sees us counted in `sleepers` and wakes us, or we see its new

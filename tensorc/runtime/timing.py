@@ -20,9 +20,16 @@ def cpu_pressure():
         return "n/a"
 
 
-def interleaved(fns, rounds=10, warmup=1):
+#: Seconds of pause before each timed call: long enough for the idle threads of the call
+#: before (tensorc's pool spins 100 us after a parallel loop before it sleeps) to stop
+#: spinning, so no implementation is timed while another's threads still hold a core.
+SETTLE = 0.0005
+
+
+def interleaved(fns, rounds=10, warmup=1, settle=SETTLE):
     """Seconds per call of each callable in ``fns`` ({name: fn}), one per round, as
-    {name: [seconds, ...]}; each callable is first called ``warmup`` times untimed."""
+    {name: [seconds, ...]}; each callable is first called ``warmup`` times untimed, and each
+    timed call follows a pause of ``settle`` seconds."""
     if rounds < 1 or warmup < 0:
         raise ValueError(f"interleaved needs rounds >= 1 and warmup >= 0, got rounds={rounds}, "
                          f"warmup={warmup}")
@@ -32,6 +39,8 @@ def interleaved(fns, rounds=10, warmup=1):
     times = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
