@@ -123,6 +123,11 @@ def _add_tune(sub):
     p.add_argument("--db", required=True, help="tuning database file (created when missing)")
     p.add_argument("--shape", action="append", metavar="NAME=D0,D1,...",
                    help="static shape of an input with dynamic dims (repeatable)")
+    p.add_argument("--target", default="llvm",
+                   help="llvm (default: this CPU), or cuda, 'cuda -arch=sm_XX' (measured on "
+                        "the GPU, through pycuda) or cuda-emu (the GPU kernels run on this CPU: "
+                        "checks a run, times mean nothing); GPU targets take the template "
+                        "space of the groups around a matmul or convolution")
     p.add_argument("--space", choices=("template", "auto"), default="template",
                    help="template (default): a conv or matmul kernel searches its own "
                         "schedule's constants, starting from the default; auto: the "
@@ -177,7 +182,7 @@ def _cmd_tune(args) -> int:
     option = MeasureOption(timeout=args.timeout, threads=args.threads)
     graph = load_graph(args.model, _shape_overrides(args.shape))
     with TuningDatabase(args.db) as db:
-        tasks = extract_tasks(graph, space=args.space)
+        tasks = extract_tasks(graph, target=args.target, space=args.space)
         earlier = sum(db.count(t.key) for t in tasks)
         if not args.json:
             _print_tasks(args, graph, tasks, earlier)
@@ -190,18 +195,20 @@ def _cmd_tune(args) -> int:
                            progress=not args.no_progress, verify=args.verify)
         except KeyboardInterrupt:
             interrupted = True
-        report = _tune_report(args, db, tasks, target_key("llvm"), interrupted,
+        report = _tune_report(args, db, tasks, target_key(args.target), interrupted,
                               time.perf_counter() - started)
         if args.output and not interrupted:
             import tensorc as tc
-            tc.compile(graph, tuning_db=db).save(args.output)
+            tc.compile(graph, target=args.target, tuning_db=db).save(args.output)
             report["output"] = args.output
     print(json.dumps(report, indent=2) if args.json else _format_tune(report, args.output))
     return 130 if interrupted else 0
 
 
 def _print_tasks(args, graph, tasks, earlier):
-    print(f"{args.model}: {len(graph.nodes)} nodes, {_plural(len(tasks), 'task')} to tune")
+    from tensorc.autotune.database import target_key
+    print(f"{args.model}: {len(graph.nodes)} nodes, {_plural(len(tasks), 'task')} to tune on "
+          f"{short_target(target_key(args.target))}")
     if earlier:
         print(f"{args.db} already holds {earlier} records of these tasks: resuming")
     if tasks:
@@ -223,8 +230,8 @@ def _tune_report(args, db, tasks, target, interrupted, seconds):
     default = sum(r["weight"] * r["default_s"] for r in counted)
     tuned = sum(r["weight"] * r["best_s"] for r in counted)
     return {"model": args.model, "db": args.db, "trials": args.trials, "tuner": args.tuner,
-            "space": args.space, "interrupted": interrupted, "seconds": seconds,
-            "db_records": db.count(), "tasks": rows,
+            "target": short_target(target), "space": args.space, "interrupted": interrupted,
+            "seconds": seconds, "db_records": db.count(), "tasks": rows,
             "kernel_time": {"default_s": default, "tuned_s": tuned,
                             "speedup": _ratio(default, tuned), "tasks_counted": len(counted)},
             "output": None}

@@ -246,3 +246,25 @@ def test_bad_files_give_one_message_and_status_1(tuned, tmp_path, capsys):
     status, _, err = _cli(capsys, "tune-db", "import", db, bad)
     assert status == 1 and f"{bad}:2: not a tuning record: missing fields" in err
     assert len(_records(db)) == 5              # all or nothing: the good line was not added
+
+
+def test_tune_for_cuda_emu_records_gpu_configs_and_compiles_with_them(tmp_path, capsys):
+    """--target cuda-emu: the GPU template space, measured through the emulator, records filed
+    under "cuda-emu", and -o compiles the model for that target with them."""
+    model, db, out = tmp_path / "mm.onnx", tmp_path / "gpu.db", tmp_path / "mm.tcm"
+    w = _model(model)
+    status, text, err = _cli(capsys, "tune", model, "--target", "cuda-emu", "--trials", "2",
+                             "--db", db, "-o", out, *FAST)
+    assert status == 0, err
+    records = _records(str(db))
+    assert {r.target_key for r in records} == {"cuda-emu"} and len(records) == 3
+    assert all(r.ok for r in records), [r.error_msg for r in records]
+    assert {"threads", "reg", "kt"} <= set(next(r for r in records
+                                               if not is_default(r.config)).config)
+    assert "cuda-emu" in text
+    x = np.random.default_rng(1).standard_normal((4, 24)).astype("float32")
+    (got,) = tc.load(str(out))(x)
+    np.testing.assert_allclose(got, np.maximum(x @ w, 0), rtol=1e-4, atol=1e-5)
+    status, _, err = _cli(capsys, "tune", model, "--target", "cuda-emu", "--space", "auto",
+                          "--trials", "2", "--db", db, *FAST)
+    assert status == 1 and "has the template space only" in err

@@ -14,6 +14,11 @@ Under "template", groups without a template get the auto-template. The compiler'
 schedule of the group is measured first and recorded as the ``DEFAULT`` config, so a tuned
 model never runs a kernel that was measured slower than the kernel it would have run untuned;
 ``compile`` takes, per group, the best record of either space.
+
+For a GPU target ("cuda", "cuda -arch=sm_XX", "cuda-emu") a task is a group around a matmul
+or convolution, in the template space of its GPU schedule (``ops.templates_gpu``: threads,
+register block, K-slice, unrolling, vector loads), point 0 and ``DEFAULT`` being what
+``schedule_for_gpu`` makes; the auto-template is CPU-only.
 """
 import logging
 import math
@@ -32,6 +37,11 @@ DEFAULT = {"__default__": True}
 SPACES = ("template", "auto")
 
 
+def _is_gpu(target):
+    from ..transform.pipeline import is_gpu
+    return is_gpu(target)
+
+
 class GroupTask(AutoTask):
     """One fused group in one kind of space; ``weight`` is how many times the model runs it."""
 
@@ -42,7 +52,15 @@ class GroupTask(AutoTask):
         self.group = _strip(group)
         self.weight = weight
         phs, outs = group_tensors(self.group)
-        self.space_kind = space if space == "auto" or _anchor_schedule(outs) else "auto"
+        if _is_gpu(target):
+            if space != "template":
+                raise ValueError(f"GroupTask: target {target!r} has the template space only "
+                                 "(the auto-template schedules for CPUs)")
+            if not _gpu_anchor(outs):
+                raise ValueError(f"GroupTask: the group {group!r} has no GPU tuning template "
+                                 "(those are for groups around a matmul or a convolution)")
+        self.space_kind = space if space == "auto" or _is_gpu(target) or \
+            _anchor_schedule(outs) else "auto"
         ops = "_".join(dict.fromkeys(n.op for n in self.group.nodes))
         name = ("group_" if self.space_kind == "template" else "group_auto_") + ops
         super().__init__(name[:64], outs, phs + outs, target)
@@ -51,6 +69,8 @@ class GroupTask(AutoTask):
     def _template(self):
         if self.space_kind == "auto":
             return auto_schedule(self._outs), self._args
+        if _is_gpu(self.target):
+            return _gpu_template(self._outs[0], get_config()), self._args
         out = self._outs[0]
         anchor, fn, knobs = _anchor_schedule([out], get_config())
         s = te.create_schedule(out.op)
@@ -80,6 +100,9 @@ class GroupTask(AutoTask):
         """(schedule, tensors) of a point, or of the compiler's default schedule for
         ``DEFAULT`` (index -1)."""
         if is_default(config):
+            if _is_gpu(self.target):
+                from ..ops.schedule_gpu import schedule_for_gpu
+                return schedule_for_gpu(self._outs), self._args
             return schedule_group(self._outs), self._args
         return super().instantiate(config)
 
@@ -149,6 +172,29 @@ def _anchor_schedule(outs, cfg=None):
     return None
 
 
+def _gpu_anchor(outs):
+    """Whether the group ending in ``outs`` has a GPU tuning template: one output, computed by
+    a matmul or convolution reduction (and elementwise ops after it)."""
+    from ..ops import schedule_gpu
+    if len(outs) != 1:
+        return False
+    s = te.create_schedule(outs[0].op)
+    return schedule_gpu.heavy_anchor(s, outs[0]) is not None
+
+
+def _gpu_template(out, cfg):
+    """The group's GPU schedule with its knobs from ``cfg`` (``ops.templates_gpu``)."""
+    from ..ops import schedule_gpu, templates_gpu
+    s = te.create_schedule(out.op)
+    anchor = schedule_gpu.heavy_anchor(s, out)
+    if anchor.op.tag == schedule_gpu.CONV_ANCHOR:
+        schedule_gpu.schedule_conv(s, anchor, out, **templates_gpu.conv_knobs(cfg, anchor, out))
+    else:
+        schedule_gpu.schedule_matmul(s, anchor, out,
+                                     **templates_gpu.matmul_knobs(cfg, anchor, anchor.dtype))
+    return schedule_gpu.inline_leftovers(s)
+
+
 class DefaultConfig:
     """The compiler's default schedule as a point: index -1, knobs ``DEFAULT``."""
     index = -1
@@ -180,14 +226,21 @@ def extract_tasks(graph, target="llvm", anchors_only=True, space="template"):
     Runs the compiler's front half (shape inference, graph passes, fusion) and keeps one task
     per distinct group -- with ``anchors_only``, the groups built around a conv, matmul, pool
     or other anchor op (elementwise groups are memory-bound and already near their floor).
+    On a GPU target, the groups around a matmul or convolution (those with a GPU template).
     """
     from ..graph.fuse import fuse
     from ..graph.infer import infer_shapes
     from ..graph.passes import run_passes
+    gpu = _is_gpu(target)
+    if gpu and space != "template":
+        raise ValueError(f"extract_tasks: target {target!r} has the template space only (the "
+                         "auto-template schedules for CPUs)")
     groups = fuse(run_passes(infer_shapes(graph), target=target))
     counts, first = {}, {}
     for grp in groups:
         if grp.kind == "alias" or (anchors_only and grp.kind != "anchor"):
+            continue
+        if gpu and not _gpu_anchor(group_tensors(grp)[1]):
             continue
         sig = group_signature(grp)
         counts[sig] = counts.get(sig, 0) + 1
@@ -218,7 +271,9 @@ def tuned_config(group, target, lookup):
     ``lookup(task_key, target)`` is the dispatch lookup (a Record with ``.config`` or None).
     """
     best = None
-    for space in SPACES:
+    if _is_gpu(target) and not _gpu_anchor(group_tensors(group)[1]):
+        return None
+    for space in ("template",) if _is_gpu(target) else SPACES:
         task = GroupTask(group, target, space=space)
         if task.space_kind != space:
             continue

@@ -243,7 +243,12 @@ class XGBTuner(Tuner):
             self._pool = None
 
     def _load_other_tasks(self, records):
-        same = [r for r in records if r.task_name == self.task.name]
+        from .database import target_key
+        # Same op, same kind of target: a CPU's timings rank nothing on a GPU, nor the
+        # emulator's on either.
+        kind = target_key(self.task.target).split()[0]
+        same = [r for r in records if r.task_name == self.task.name and
+                r.target_key.split()[0] == kind]
         if not same:
             return
         if self.feature_type != "itervar":

@@ -170,7 +170,7 @@ def lower_group(group, name="kernel", config=None, target=None):
     from ..transform.pipeline import is_gpu
     if is_gpu(target):
         from .compile_cuda import lower_group_gpu
-        return lower_group_gpu(group, name, target)
+        return lower_group_gpu(group, name, target, config)
     if config is not None:
         from ..autotune.graph_tasks import GroupTask
         space, knobs = config
@@ -284,11 +284,10 @@ def _output_names(graph):
 
 def _tuned_configs(groups, target):
     """Per group, the tuned config of the active ``apply_history_best`` context (None: the
-    default schedule); all None without a context, or for a GPU target (tuned records are
-    CPU schedules)."""
+    default schedule); all None without a context. Records are looked up for ``target``, so
+    a GPU build takes GPU records only."""
     from ..autotune.dispatch import current_context, lookup_best
-    from ..transform.pipeline import is_gpu
-    if current_context() is None or is_gpu(target):
+    if current_context() is None:
         return [None] * len(groups)
     from ..autotune.graph_tasks import tuned_config
     configs = [tuned_config(g, target, lookup_best) for g in groups]
@@ -297,8 +296,10 @@ def _tuned_configs(groups, target):
     return configs
 
 
-def build_plan(graph, target="llvm", dump=None, jobs=None):
-    """Passes, fusion, lowering and planning: a ``CompileInfo`` (no native code yet)."""
+def build_plan(graph, target="llvm", dump=None, jobs=None, tuning_target=None):
+    """Passes, fusion, lowering and planning: a ``CompileInfo`` (no native code yet).
+    ``tuning_target``: the target whose tuning records are looked up (default ``target``;
+    a GPU build passes its architecture, which ``target`` leaves out)."""
     from ..graph.ir import Graph
     if not isinstance(graph, Graph):
         raise TypeError(f"compile: expected a tensorc.graph.Graph, got {type(graph).__name__}")
@@ -331,7 +332,7 @@ def build_plan(graph, target="llvm", dump=None, jobs=None):
     unique = {}
     for grp, sig in zip(compiled, sigs):
         unique.setdefault(sig, grp)
-    configs = _tuned_configs(list(unique.values()), target)
+    configs = _tuned_configs(list(unique.values()), tuning_target or target)
     lowered = dict(zip(unique, lower_groups(list(unique.values()), jobs, configs, target)))
     funcs = [lowered[sig] for sig in sigs]
     times["lower"] = time.perf_counter() - t0

@@ -95,12 +95,17 @@ def conv2d_nchw(N, C, H, W, OC, KH, KW, strides=1, padding=0, dilation=1, dtype=
     cfg = get_config()
     s = te.create_schedule(y.op)
     anchor = _gpu.heavy_anchor(s, y)  # the convolution's reduction
-    cfg.add_flop(2.0 * prod(y.shape) * prod(int(r.dom.extent.value)
-                                            for r in anchor.op.reduce_axis))
-    threads = _define(cfg, "threads", _gpu.CONV_THREADS, _BLOCKS)
-    unroll = _define(cfg, "unroll", True, [False])
-    _gpu.schedule_conv(s, anchor, y, threads=threads, unroll=unroll)
+    _gpu.schedule_conv(s, anchor, y, **conv_knobs(cfg, anchor, y))
     return _gpu.inline_leftovers(s), [x, w, y]
+
+
+def conv_knobs(cfg, anchor, out):
+    """Knobs of ``schedule_gpu.schedule_conv`` for the convolution ``anchor`` computing
+    ``out``: threads per block and whether the channel block is unrolled."""
+    cfg.add_flop(2.0 * prod(out.shape) * prod(int(r.dom.extent.value)
+                                              for r in anchor.op.reduce_axis))
+    return {"threads": _define(cfg, "threads", _gpu.CONV_THREADS, _BLOCKS),
+            "unroll": _define(cfg, "unroll", True, [False])}
 
 
 # ------------------------------------------------------------------------------ row reductions
