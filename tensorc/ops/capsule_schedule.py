@@ -163,13 +163,15 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
         st.parallel(bo)
     _vector(st, d, Dout, 2 * lanes)
     u_hat = next(t for t in s[parts["s0"]].op.input_tensors)
+    per_block = False   # u_hat computed inside the block loop: the rounds must stay there too
     if is_predict(s, u_hat):
         if predict == "root" or predict == "auto" and B < _threads():
             schedule_predict_block(s, u_hat)
         else:
             schedule_predict_block(s, u_hat, st, bo, block)
+            per_block = True
     I = u_hat.shape[1]
-    split = 1 if whole_blocks else _divisor(I, _threads())
+    split = 1 if whole_blocks or per_block else _divisor(I, _threads())
     ch = _even(I // split, chunk)
     jb = _even(J, max(1, 12 // -(-Dout // lanes)))
     for r in range(v.op.attrs["iterations"]):

@@ -120,6 +120,25 @@ def test_rounds_split_over_input_capsules_with_fewer_blocks_than_threads(
     assert rel_l2(got, ref) < 1e-5
 
 
+@pytest.mark.parametrize("predict", ["block", "root"])
+def test_rounds_stay_per_block_when_the_prediction_is(monkeypatch, predict):
+    """Batch 1 on 2 threads with 38 input capsules would split the rounds; a prediction
+    placed per block (a tuning knob) keeps them in the block, the root one lets them split."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: 2)
+    u, a = placeholder((1, 38, DIN), name="u")
+    W, w = placeholder((38, J, DOUT, DIN), name="W", seed=1, lo=0.05, hi=0.3)
+    v = capsule.dynamic_routing(capsule.predict(u, W), 2)
+    s = capsule_schedule.schedule_routing(te.create_schedule(v.op), v, predict=predict)
+    import tensorc as tc
+    assert ("v.s1.rf" in str(tc.lower(s, [u, W, v]))) == (predict == "root")
+    s = capsule_schedule.schedule_routing(te.create_schedule(v.op), v, predict=predict)
+    f = tc.build(s, [u, W, v])
+    got = np.full((1, J, DOUT), np.nan, np.float32)
+    f(a, w, got)
+    ref = np_routing(np_predict(a, w), 2)
+    assert rel_l2(got, ref) < 1e-5
+
+
 @pytest.mark.parametrize("batch,lanes,threads,iterations", [
     (9, 8, 2, 3),    # a partial last block
     (8, 8, 2, 2),    # fewer blocks than threads: the prediction parallel over input capsules
