@@ -8,16 +8,15 @@ import numpy as np
 
 import tensorc as tc
 from tensorc.autotune.database import TuningDatabase
+from tensorc.autotune.measure import MeasureResult
 from tensorc.autotune.graph_tasks import DEFAULT, GroupTask, extract_tasks, node_flop
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "graph"))
 from graph_helpers import mlp, residual_block  # noqa: E402
 
 
-class _Result:
-    def __init__(self, cost):
-        self.costs, self.error_no, self.error_msg = (cost,), 0, ""
-        self.timestamp, self.all_cost = time.time(), cost
+def _measured(cost):
+    return MeasureResult((cost,), 0, "", cost, time.time())
 
 
 def test_tasks_of_a_residual_block_and_an_mlp():
@@ -83,9 +82,9 @@ def test_compile_uses_the_best_record_of_each_kernel(tmp_path):
     with TuningDatabase(path) as db:
         for k, t in enumerate(tasks):
             space = t.config_space
-            db.add_result(t, space.get(len(space) // (k + 3)).to_dict(), _Result(1e-3))
-            db.add_result(t, space.get(7).to_dict(), _Result(5e-3))      # slower: ignored
-        db.add_result(tasks[1], DEFAULT, _Result(1e-4))                   # default wins here
+            db.add_result(t, space.get(len(space) // (k + 3)).to_dict(), _measured(1e-3))
+            db.add_result(t, space.get(7).to_dict(), _measured(5e-3))      # slower: ignored
+        db.add_result(tasks[1], DEFAULT, _measured(1e-4))                   # default wins here
     mod = tc.compile(g, tuning_db=path)
     np.testing.assert_allclose(mod(x)[0], want, rtol=1e-5, atol=1e-5)
     texts = [str(f) for f in mod.compile_info.kernels]

@@ -10,6 +10,7 @@ import pytest
 
 import tensorc as tc
 from tensorc.autotune.database import TuningDatabase
+from tensorc.autotune.measure import MeasureResult
 from tensorc.autotune.graph_tasks import DEFAULT, GroupTask, extract_tasks
 from tensorc.autotune.measure import MeasureOption
 from tensorc.autotune.task_scheduler import tune_tasks
@@ -21,10 +22,8 @@ EMU = "cuda-emu"
 FAST = {"number": 1, "repeat": 2, "min_repeat_ms": 0.0, "n_parallel_builds": 2}
 
 
-class _Result:
-    def __init__(self, cost):
-        self.costs, self.error_no, self.error_msg = (cost,), 0, ""
-        self.timestamp, self.all_cost = time.time(), cost
+def _measured(cost):
+    return MeasureResult((cost,), 0, "", cost, time.time())
 
 
 def test_gpu_tasks_are_the_matmul_and_conv_groups_in_the_gpu_templates_spaces():
@@ -79,8 +78,8 @@ def test_compile_for_the_gpu_uses_the_best_gpu_record_of_each_kernel(tmp_path):
     with TuningDatabase(path) as db:
         for t, (tuned, default) in zip(tasks, ((1e-4, 1e-3), (1e-3, 1e-4))):  # 2nd: default
             last = t.config_space.get(len(t.config_space) - 1).to_dict()
-            db.add_result(t, last, _Result(tuned))
-            db.add_result(t, DEFAULT, _Result(default))
+            db.add_result(t, last, _measured(tuned))
+            db.add_result(t, DEFAULT, _measured(default))
     mod = tc.compile(g, target=EMU, tuning_db=path)
     np.testing.assert_allclose(mod(x)[0], want, rtol=1e-4, atol=1e-5)
     texts = [str(f) for f in mod.compile_info.kernels]
