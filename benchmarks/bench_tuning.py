@@ -91,6 +91,8 @@ def main():
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--trials", type=int, default=96)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="seeds first-seed .. first-seed + seeds - 1 (to add runs to earlier ones)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--plan-size", type=int, default=16,
                     help="XGBTuner: points per model-guided batch (the first is random)")
@@ -100,21 +102,21 @@ def main():
     option = MeasureOption(number=3, repeat=3, timeout=10, threads=args.threads)
     print(f"cpu pressure before: {cpu_pressure()}")
     curves = {}
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     for name in args.tasks.split(","):
         task = autotune.auto_task(TASKS[name]())
         print(f"\n{name}: {task.key}, {len(task.config_space)} points, "
               f"{task.flop / 1e9:.2f} GFLOP per run")
         with Measurer(option) as measurer:
-            for seed in range(args.seeds):
+            for seed in seeds:
                 for tname, cls in TUNERS.items():
                     t0 = time.perf_counter()
                     c = curve(task, cls, args.trials, seed, measurer, args.plan_size)
                     curves[(name, tname, seed)] = c
                     print(f"  seed {seed} {tname:6s}: best {c[-1]:7.1f} GFLOP/s after "
                           f"{len(c)} trials ({time.perf_counter() - t0:.0f} s)", flush=True)
-        top = max(max(curves[(name, t, s)]) for t in TUNERS for s in range(args.seeds))
-        need = {t: [trials_to(curves[(name, t, s)], 0.95 * top) for s in range(args.seeds)]
-                for t in TUNERS}
+        top = max(max(curves[(name, t, s)]) for t in TUNERS for s in seeds)
+        need = {t: [trials_to(curves[(name, t, s)], 0.95 * top) for s in seeds] for t in TUNERS}
         print(f"  trials to 95% of the best found ({top:.1f} GFLOP/s): "
               + ", ".join(f"{t} {need[t]}" for t in TUNERS))
     print(f"\ncpu pressure after: {cpu_pressure()}")
@@ -133,10 +135,12 @@ def plot(curves, path):
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
     colors = {"xgb": "tab:blue", "random": "tab:orange"}
     for ax, name in zip(axes[0], names):
-        for (n, tname, seed), c in curves.items():
+        labelled = set()
+        for (n, tname, _seed), c in curves.items():
             if n == name:
                 ax.plot(range(1, len(c) + 1), c, color=colors[tname], alpha=0.8,
-                        label=tname if seed == 0 else None)
+                        label=None if tname in labelled else tname)
+                labelled.add(tname)
         ax.set_title(name)
         ax.set_xlabel("trials")
         ax.set_ylabel("best GFLOP/s so far")
