@@ -79,17 +79,12 @@ def _run(op, arrays, params, target):
         listed = ", ".join(f"{n} is {a.dtype}" for n, a in zip(names, arrays))
         raise TypeError(f"capsule.run_{op}: the arrays must have one dtype ({listed})")
     if op == "predict_and_route" and not _is_gpu(target):
-        params = dict(params, lanes=_cpu_lanes(arrays[0].shape[0], dtype))
+        params = dict(params, lanes=cpu_lanes(arrays[0].shape[0], dtype))
     mod, shape = _kernel(op, tuple(a.shape for a in arrays), dtype,
                          tuple(sorted(params.items())), target, get_num_threads())
     out = np.empty(shape, arrays[0].dtype)
     mod(*arrays, out)
     return out
-
-
-@functools.lru_cache(maxsize=None)
-def _cpu_lanes(batch, dtype):
-    return cpu_lanes(batch, dtype)
 
 
 def _array(op, name, a):

@@ -18,6 +18,8 @@ The lanes layout (``capsule.predict_and_route_lanes``, batch >= 4) is scheduled 
 broadcasts each element of W (read in place) against the block, and each round runs over
 chunks of input capsules, all vertical vector arithmetic.
 """
+import functools
+
 from .schedule_cpu import PARALLEL_MIN, composite_parts, register_schedule, vector_lanes
 from .util import prod
 
@@ -216,6 +218,7 @@ MIN_LANES = 4
 LANE_DBLOCK = 4
 
 
+@functools.lru_cache(maxsize=None)   # asked on every run_predict_and_route call
 def cpu_lanes(batch, dtype):
     """The ``lanes`` of ``capsule.capsule_routing`` on this CPU: the native vector width, halved
     while that is more than the batch, down to 4; 0 (the layout with Dout in vectors) for a

@@ -30,7 +30,7 @@
  * parallel loops, a caller's loop in Python), then sleep on a futex. Waking a sleeping worker
  * can take a millisecond on a virtual machine, where an idle vCPU is descheduled: with 30 us
  * of spin, a 512^3 matmul called in a loop ran as slowly on 2 threads as on 1 (3.4 vs 3.1 ms),
- * with 100 us in 1.9 ms (benchmarks/bench_threads.py's process). They live
+ * with 100 us in 1.9-2.7 ms (benchmarks/bench_threads.py's process). They live
  * until the library is unloaded (a destructor stops and joins them) or the process ends; a forked
  * child starts with no workers and creates its own.
  */
