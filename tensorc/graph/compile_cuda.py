@@ -74,10 +74,11 @@ def compile_cuda(graph, target="cuda", tuning_db=None, dump=False, jobs=None):
     from ..runtime.cuda_graph_module import CudaGraphModule
     from .compiler import build_plan
     kind, options = _parse_target(target)
-    arch = options.get("arch") or (_default_arch() if kind == "cuda" else None)
     t_all = time.perf_counter()
+    # Records are filed under the target's key, which resolves the architecture as the build
+    # does (autotune.device_limits.cuda_target_key): pass the target as given.
     plan = functools.partial(build_plan, graph, kind, dump=dump if dump else None, jobs=jobs,
-                             tuning_target=f"cuda -arch={arch}" if arch else kind)
+                             tuning_target=target)
     if tuning_db is not None:
         from ..autotune.dispatch import apply_history_best
         with apply_history_best(tuning_db):
@@ -88,5 +89,6 @@ def compile_cuda(graph, target="cuda", tuning_db=None, dump=False, jobs=None):
     groups_of = {k: g for g, k in zip(info.groups, info.group_kernels) if k}
     text, sources = model_source(info.kernels, groups_of, kind)
     info.plan.validate(info.kernels)
+    arch = options.get("arch") or (_default_arch() if kind == "cuda" else None)
     mod = CudaGraphModule(text, sources, info.plan, kind, arch)
     return info.attach(mod, t0, t_all, dump)

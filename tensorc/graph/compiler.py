@@ -299,7 +299,7 @@ def _tuned_configs(groups, target):
 def build_plan(graph, target="llvm", dump=None, jobs=None, tuning_target=None):
     """Passes, fusion, lowering and planning: a ``CompileInfo`` (no native code yet).
     ``tuning_target``: the target whose tuning records are looked up (default ``target``;
-    a GPU build passes its architecture, which ``target`` leaves out)."""
+    a GPU build passes its full target string, whose -arch ``target`` leaves out)."""
     from ..graph.ir import Graph
     if not isinstance(graph, Graph):
         raise TypeError(f"compile: expected a tensorc.graph.Graph, got {type(graph).__name__}")
