@@ -3,9 +3,12 @@
 The reduction of each op is one compute tagged "matmul" (matmul, batch_matmul, gemm) or
 "dense"; the right-hand operand is read through a packing compute (tag "matmul_pack")
 ``BP[..., N/16, K, 16]`` -- 16-column panels that the CPU schedule's 6 x 16 register
-micro-kernel streams contiguously (for dense, the panels also transpose W). A schedule that
-does not want the panels (matrix-vector products) inlines the packing, which then reads the
-operand in place. Bias, alpha/beta scaling and gemm's C are elementwise epilogue computes
+micro-kernel streams contiguously (for dense, the panels also transpose W) -- and, from
+``MIN_ROWS`` rows on, the left-hand one through another (tag "matmul_pack_rows")
+``AP[..., M/6, K, 6]``: the micro-kernel's six rows interleaved, so its broadcasts read one
+contiguous stream instead of six rows 4 KB apart (matmul 1024^3 ran 5-7% faster,
+benchmarks/RESULTS.md). A schedule that does not want a packing inlines it, which then reads
+the operand in place. Bias, alpha/beta scaling and gemm's C are elementwise epilogue computes
 (tag "broadcast") after the anchor.
 
 float16 products accumulate in float32 (the reduction, named ``<name>_acc``, is float32) and
@@ -18,6 +21,13 @@ from ..te.tensor import Tensor
 from .util import accumulation_dtype
 
 PANEL = 16
+
+#: Rows of the left-hand operand interleaved by its packing: the CPU micro-kernel's rows.
+ROWS = 6
+
+#: Fewest rows for which the left-hand operand is packed; below, the schedules use
+#: matrix-vector kernels that read it in place.
+MIN_ROWS = 4
 
 
 def _check(op, x, what):
@@ -60,16 +70,36 @@ def _pack(op, name, bbatch, K, N, read, dtype):
                       tag="matmul_pack", attrs={"panel": PANEL})
 
 
+def _pack_rows(name, abatch, M, K, read, dtype):
+    """AP[*abatch, ceil(M/6), K, 6] = read(*batch, i, k) (zero past M)."""
+    zero = te.const(0, dtype)
+
+    def f(*idx):
+        *bidx, x, k, z = idx
+        i = x * ROWS + z
+        v = read(tuple(bidx), i, k)
+        return te.if_then_else(i < M, v, zero) if M % ROWS else v
+    return te.compute(tuple(abatch) + (-(-M // ROWS), K, ROWS), f, name=f"{name}_pack_rows",
+                      tag="matmul_pack_rows", attrs={"rows": ROWS})
+
+
+def _rows_of(ap):
+    """Reads row i, column k of the operand packed in ``ap``."""
+    return lambda bi, i, k: ap[bi + (i // ROWS, k, i % ROWS)]
+
+
 def _product(op, tag, name, a_read, abatch, bp, bbatch, M, N, K, out_batch, in_dtype,
              out_dtype, attrs):
     """The reduction, in the accumulation type of ``out_dtype``; a float16 result is the
     float32 sum rounded once by an elementwise stage after it (which the schedules inline)."""
     acc = accumulation_dtype(out_dtype)
     k = te.reduce_axis((0, K), name="k")
+    read_a = a_read if M < MIN_ROWS else _rows_of(_pack_rows(name, abatch, M, K, a_read,
+                                                             in_dtype))
 
     def f(*idx):
         *ob, i, j = idx
-        x = a_read(_bidx(abatch, tuple(ob)), i, k)
+        x = read_a(_bidx(abatch, tuple(ob)), i, k)
         y = bp[_bidx(bbatch, tuple(ob)) + (j // PANEL, k, j % PANEL)]
         return te.sum(x.astype(acc) * y.astype(acc), axis=k)
     info = {"M": M, "N": N, "K": K, "panel": PANEL}

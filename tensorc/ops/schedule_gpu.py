@@ -245,7 +245,16 @@ def schedule_matmul(s, anchor, out, threads=MM_THREADS, reg=None, kt=None, unrol
     if unroll:
         lst.unroll(ci)
         lst.unroll(cj)
+    operands = []
     for t in list(lst.op.input_tensors):
+        if getattr(t.op, "tag", None) == "matmul_pack_rows":
+            # the left operand's row packing is for the CPU micro-kernel: the tile is
+            # fetched from the operand itself, in its own layout
+            s[t].compute_inline()
+            operands.extend(t.op.input_tensors)
+        else:
+            operands.append(t)
+    for t in operands:
         cache = s.cache_read(t, "shared", [local])
         s[cache].compute_at(lst, ko)
         _cooperative_fetch(s, cache, ty, tx, vector)

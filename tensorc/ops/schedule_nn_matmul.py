@@ -2,7 +2,8 @@
 
 The micro-kernel keeps 6 rows x 16 columns of C in 12 accumulators of 8 float lanes in AVX2
 registers (the BLIS Zen shape: 12 accumulators + operands fit the 16 ymm registers), reading B
-from the 16-wide column panels ``ops.matmul`` packs it into. Products of fewer than 4 rows are
+from the 16-wide column panels ``ops.matmul`` packs it into and A from its six-row
+interleaving. Products of fewer than 4 rows are
 matrix-vector products and skip the packing: 64-column blocks when B's rows are contiguous, 4
 outputs x 16 partial sums (rfactor) when W's rows are (the batch-1 classifier).
 
@@ -54,14 +55,16 @@ def schedule_matmul(s, anchor, out=None, mr=6, nr=16, parallel="auto", unroll=Tr
         # leave the views to inline into out where they can
         st = s[C]
         out = C
-    bp = next(t for t in C.op.input_tensors if getattr(t.op, "tag", None) == "matmul_pack")
+    packs = {getattr(t.op, "tag", None): t for t in C.op.input_tensors}
+    bp, ap = packs["matmul_pack"], packs.get("matmul_pack_rows")
     for t in C.op.input_tensors:
-        if t is not bp and inlinable(s, t):
+        if t is not bp and t is not ap and inlinable(s, t):
             s[t].compute_inline()
     M = C.op.attrs["M"]
     b_major = C.op.attrs.get("b_major", "j")
     if M >= 4:
         _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll)
+        _schedule_pack_rows(s, C, ap, parallel)
     elif b_major == "j":
         s[bp].compute_inline()
         _schedule_matvec_cols(s, C, out, M, cols, vec, parallel)
@@ -139,6 +142,21 @@ def _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll):
         if _want_parallel(parallel, macs(C)):
             ps.parallel(outer)
         ps.vectorize(ax[-1])
+
+
+def _schedule_pack_rows(s, C, ap, parallel):
+    """The left operand's row interleaving (``ops.matmul``), once before the product: the
+    interleaved rows unrolled, so each step reads one element of every row and writes them
+    side by side, in parallel over row groups when the product is worth threads."""
+    ps = s[ap]
+    if ps.attach_type != "root" or ps.is_output:
+        return
+    inline_injective_inputs(s, ap)
+    ax = ps.op.axis
+    outer = ps.fuse(*ax[:-2]) if len(ax) > 3 else ax[0]
+    if _want_parallel(parallel, macs(C)):
+        ps.parallel(outer)
+    ps.unroll(ax[-1])
 
 
 def _schedule_matvec_cols(s, C, out, M, cols, vec, parallel):

@@ -60,7 +60,7 @@ def interval(e, relax):
         a = interval(e.a, relax)
         if a is None or not (isinstance(e.b, E.IntImm) and e.b.value > 0):
             return None if a is None or a[0] is not a[1] else _point(e, a[0], e.b)
-        return a[0] // e.b, a[1] // e.b
+        return _quotients(a, e.b)
     if t is E.FloorMod:
         a = interval(e.a, relax)
         if a is None:
@@ -84,6 +84,19 @@ def interval(e, relax):
     if t is E.Cast and not _has_relaxed(e, relax):
         return e, e
     return None
+
+
+def _quotients(a, c):
+    """(lo, hi) of x // c for x in the interval a. When a's width w is a constant but the
+    quotients' is not (a tile of rows read through a packing of c rows, a tile start not
+    a multiple of c), hi is lo + ceil(w / c), an upper bound whatever lo is, so that the
+    region's extent stays constant instead of growing to the whole axis."""
+    lo, hi = a[0] // c, a[1] // c
+    w = simplify(a[1] - a[0])
+    if isinstance(w, E.IntImm) and w.value >= 0 and \
+            not isinstance(simplify(hi - lo), E.IntImm):
+        hi = lo + -(-w.value // c.value)
+    return lo, hi
 
 
 def _point(e, a, b):
@@ -290,3 +303,4 @@ def _extent(stage, d, lo, hi, result):
         raise ScheduleError(f"compute_at: cannot bound the region of {stage.name!r} along "
                             f"dimension {d} (from {lo} to {hi})")
     return lo, int(bound)
+

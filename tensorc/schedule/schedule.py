@@ -6,6 +6,7 @@ That keeps cache_write and rfactor from cascading new operations through the who
 """
 import itertools
 
+from ..arith import simplify
 from ..ir.expr import IntImm, IterVar, ProducerLoad, Range, Reduce, Var
 from ..ir.functor import IRMutator, substitute
 from ..ir.op import const, logical_and
@@ -64,13 +65,22 @@ class Schedule:
 
     # -- dataflow rewrites ---------------------------------------------------------------------
     def cache_read(self, tensor, scope, readers):
-        """A copy of ``tensor`` in ``scope`` that the given reader ops read instead."""
+        """A copy of ``tensor`` in ``scope`` that the given reader ops read instead.
+
+        A reader may read ``tensor`` through stages already marked compute_inline: their
+        bodies are then substituted into the reader first, so the copy has ``tensor``'s own
+        layout (a GPU tile of A fetched as A's rows, though the product reads A through a
+        CPU-oriented packing that is inlined)."""
         src = self[tensor]
         readers = readers if isinstance(readers, (list, tuple)) else [readers]
         reader_stages = [self[r] for r in readers]
         for r in reader_stages:
-            if src not in [self[t] for t in r.op.input_tensors]:
+            if src in [self[t] for t in r.op.input_tensors]:
+                continue
+            direct = _with_body(r.op, _InlineNow(self).visit(r.op.body))
+            if src not in [self[t] for t in direct.input_tensors]:
                 raise ScheduleError(f"cache_read: {r.name!r} does not read {src.name!r}")
+            self._rebind(r, direct)
         name = f"{src.name}.{scope}"
         cache = _copy_compute(name, src.op.output(0))
         for r in reader_stages:
@@ -243,6 +253,23 @@ class _ReplaceReads(IRMutator):
         if self.sched[ld.producer] is self.stage:
             return ProducerLoad(ld.dtype, self.new, ld.indices)
         return ld
+
+
+class _InlineNow(IRMutator):
+    """Reads of stages marked compute_inline replaced by their bodies (recursively), the
+    substituted expressions simplified so that index arithmetic a packing undoes (``(i //
+    6) * 6 + i % 6``) folds back before bound inference sees it."""
+
+    def __init__(self, sched):
+        self.sched = sched
+
+    def visit_ProducerLoad(self, ld):
+        ld = self.generic(ld)
+        st = self.sched[ld.producer]
+        if st.attach_type != "inline":
+            return ld
+        vmap = {iv.var: i for iv, i in zip(st.op.axis, ld.indices)}
+        return simplify(self.visit(substitute(st.op.body, vmap)))
 
 
 def _post_order(outputs):

@@ -146,6 +146,22 @@ def test_matmul_register_tile_in_asm():
     assert not any("rsp" in ln for ln in fma_lines)
 
 
+@pytest.mark.parametrize("M, packed", [(3, False), (4, True), (13, True)])
+def test_left_operand_packed_in_row_groups_from_four_rows(M, packed):
+    """From MIN_ROWS rows on the product reads A through its 6-row interleaving (zero rows
+    past M), computed once at the root; below, the matrix-vector kernels read A in place."""
+    a = te.placeholder((M, 19), name="a")
+    b = te.placeholder((19, 37), name="b")
+    y = MM.matmul(a, b)
+    tags = {getattr(t.op, "tag", None): t for t in y.op.input_tensors}
+    assert ("matmul_pack_rows" in tags) == packed
+    if packed:
+        assert tags["matmul_pack_rows"].shape == (-(-M // MM.ROWS), 19, MM.ROWS)
+        assert "matmul_pack_rows" in str(tc.lower(SN.create_schedule(y), [a, b, y]))
+    feed = {a: rand(a.shape, seed=4), b: rand(b.shape, seed=5)}
+    run(y, [a, b], feed, feed[a] @ feed[b])
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda: MM.matmul(te.placeholder((3, 4), name="a"), te.placeholder((5, 6), name="b")),
      r"matmul: 'a' dimension 1 \(4\) does not match 'b' dimension 0 \(5\)"),

@@ -88,6 +88,22 @@ def test_compute_at_padding_producer():
     check(s, [A, C], ref)
 
 
+def test_compute_at_groups_of_rows_read_by_quotient():
+    """C reads P[i // 6, i % 6], P computed per tile of 16 rows: the tiles start off the
+    groups of 6, so a tile spans 3 or 4 groups; the region must be ceil(15 / 6) + 1 = 4
+    groups, not P's whole first axis, and the last tile's must stop at P's edge."""
+    M, N = 70, 5
+    A = te.placeholder((M, N), name="A")
+    P = te.compute((-(-M // 6), 6, N), lambda x, z, j: te.if_then_else(
+        x * 6 + z < M, A[te.min(x * 6 + z, M - 1), j] * 2, 0.0), name="P")
+    C = te.compute((M, N), lambda i, j: P[i // 6, i % 6, j] + 1, name="C")
+    s = te.create_schedule(C.op)
+    io, _ = s[C].split(C.op.axis[0], factor=16)
+    s[P].compute_at(s[C], io)
+    assert "float32[120]" in lower_text(s, [A, C])  # 4 groups x 6 rows x 5 columns
+    check(s, [A, C], lambda a: a * 2 + 1)
+
+
 def test_compute_at_reduction_producer_inside_consumer():
     """A matmul computed per row block of an elementwise consumer."""
     A, B, C = matmul(33, 17, 9)
@@ -209,6 +225,26 @@ def test_cache_read_several_readers():
     text = lower_text(s, [A, C])
     assert "A.global" in text
     check(s, [A, C], lambda a: a + a * 2)
+
+
+def test_cache_read_through_an_inlined_packing():
+    """C reads A only through P, an interleaving of A's rows marked compute_inline: the
+    cache is A's own rows (P's index arithmetic folds away), 4 of them per row tile."""
+    M, N, K = 33, 17, 13
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    P = te.compute((-(-M // 6), K, 6), lambda x, k, z: te.if_then_else(
+        x * 6 + z < M, A[te.min(x * 6 + z, M - 1), k], 0.0), name="P")
+    k = te.reduce_axis((0, K), name="k")
+    C = te.compute((M, N), lambda i, j: te.sum(P[i // 6, k, i % 6] * B[k, j], axis=k),
+                   name="C")
+    s = te.create_schedule(C.op)
+    s[P].compute_inline()
+    AA = s.cache_read(A, "local", [C])
+    io, _ = s[C].split(C.op.axis[0], factor=4)
+    s[AA].compute_at(s[C], io)
+    assert f"A.local = allocate(float32[{4 * K}]" in lower_text(s, [A, B, C])
+    check(s, [A, B, C], mm_ref)
 
 
 def test_cache_read_of_intermediate_attached():
