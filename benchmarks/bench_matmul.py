@@ -56,20 +56,22 @@ def matmul_classic(n, bn=32):
 
 def matmul_best(n, mr=6, nr=16):
     """Register-blocked micro-kernel: an mr x nr tile of C lives in vector registers.
-
     nr = two 8-lane vectors, mr = 6 rows: 12 accumulators + 2 loads of B + 1 broadcast of A
     fit the 16 AVX2 registers (the BLIS Haswell/Zen kernel shape). B is packed into column
-    panels so the kernel streams it contiguously; the tail rows (n % mr) are a separate copy of
-    the loop made by loop partitioning.
+    panels and A into groups of mr interleaved rows, so the kernel streams both
+    contiguously; the tail rows (n % mr) are a separate copy of the loop made by loop
+    partitioning.
     """
     k = te.reduce_axis((0, n), name="k")
     A = te.placeholder((n, n), name="A")
     B = te.placeholder((n, n), name="B")
-    panels = -(-n // nr)
+    panels, groups = -(-n // nr), -(-n // mr)
     BP = te.compute((panels, n, nr), lambda x, y, z: te.if_then_else(
         x * nr + z < n, B[y, x * nr + z], 0.0), name="BP")
-    C = te.compute((n, n), lambda i, j: te.sum(A[i, k] * BP[j // nr, k, j % nr], axis=k),
-                   name="C")
+    AP = te.compute((groups, n, mr), lambda x, y, z: te.if_then_else(
+        x * mr + z < n, A[x * mr + z, y], 0.0), name="AP")
+    C = te.compute((n, n), lambda i, j: te.sum(AP[i // mr, k, i % mr] * BP[j // nr, k, j % nr],
+                                               axis=k), name="C")
     s = te.create_schedule(C.op)
     CC = s.cache_write(C, "local")
     mo, no, mi, ni = s[C].tile(C.op.axis[0], C.op.axis[1], mr, nr)
@@ -85,7 +87,21 @@ def matmul_best(n, mr=6, nr=16):
     x, _y, z = s[BP].op.axis
     s[BP].vectorize(z)
     s[BP].parallel(x)
+    x, _y, z = s[AP].op.axis
+    s[AP].unroll(z)
+    s[AP].parallel(x)
     return s, [A, B, C]
+
+
+def matmul_library(n):
+    """``ops.matmul`` with its default CPU schedule: what ``tc.compile`` builds for a MatMul
+    node (the same micro-kernel and packings, parallel over column panels)."""
+    from tensorc.ops import matmul as ops_matmul
+    from tensorc.ops import schedule_nn
+    A = te.placeholder((n, n), name="A")
+    B = te.placeholder((n, n), name="B")
+    C = ops_matmul.matmul(A, B)
+    return schedule_nn.create_schedule(C), [A, B, C]
 
 
 def main():
@@ -114,7 +130,7 @@ def main():
     ref = a @ b
     variants = {}
     for name, make in (("default", matmul_default), ("classic", matmul_classic),
-                       ("best", matmul_best)):
+                       ("best", matmul_best), ("library", matmul_library)):
         if name == "classic" and n % 32:
             continue
         s, targs = make(n)

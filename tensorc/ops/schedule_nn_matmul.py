@@ -3,9 +3,9 @@
 The micro-kernel keeps 6 rows x 16 columns of C in 12 accumulators of 8 float lanes in AVX2
 registers (the BLIS Zen shape: 12 accumulators + operands fit the 16 ymm registers), reading B
 from the 16-wide column panels ``ops.matmul`` packs it into and A from its six-row
-interleaving. Products of fewer than 4 rows are
-matrix-vector products and skip the packing: 64-column blocks when B's rows are contiguous, 4
-outputs x 16 partial sums (rfactor) when W's rows are (the batch-1 classifier).
+interleaving. Products of fewer than 4 rows are matrix-vector products and skip the packing:
+64-column blocks when B's rows are contiguous, 4 outputs x 16 partial sums (rfactor) when W's
+rows are (the batch-1 classifier).
 
 A float16 product accumulates in a float32 reduction (``<name>_acc``) that an elementwise
 compute rounds: it is the epilogue's first stage, so the accumulator tile stays float32 in

@@ -303,4 +303,3 @@ def _extent(stage, d, lo, hi, result):
         raise ScheduleError(f"compute_at: cannot bound the region of {stage.name!r} along "
                             f"dimension {d} (from {lo} to {hi})")
     return lo, int(bound)
-
