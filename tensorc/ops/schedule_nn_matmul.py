@@ -11,6 +11,7 @@ A float16 product accumulates in a float32 reduction (``<name>_acc``) that an el
 compute rounds: it is the epilogue's first stage, so the accumulator tile stays float32 in
 registers and is rounded as it is stored.
 """
+from .matmul import MIN_ROWS
 from .schedule_nn_fusion import (
     find_reduction,
     fuse_epilogue,
@@ -62,9 +63,10 @@ def schedule_matmul(s, anchor, out=None, mr=6, nr=16, parallel="auto", unroll=Tr
             s[t].compute_inline()
     M = C.op.attrs["M"]
     b_major = C.op.attrs.get("b_major", "j")
-    if M >= 4:
+    if M >= MIN_ROWS:
         _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll)
-        _schedule_pack_rows(s, C, ap, parallel)
+        if ap is not None:
+            _schedule_pack(s, C, ap, parallel, "unroll")
     elif b_major == "j":
         s[bp].compute_inline()
         _schedule_matvec_cols(s, C, out, M, cols, vec, parallel)
@@ -134,29 +136,23 @@ def _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll):
     if unroll:
         cs.unroll(ci)
     cs.vectorize(cj)
-    ps = s[bp]
-    if ps.attach_type == "root" and not ps.is_output:
-        inline_injective_inputs(s, bp)
-        ax = ps.op.axis
-        outer = ps.fuse(*ax[:-2]) if len(ax) > 3 else ax[0]
-        if _want_parallel(parallel, macs(C)):
-            ps.parallel(outer)
-        ps.vectorize(ax[-1])
+    _schedule_pack(s, C, bp, parallel, "vectorize")
 
 
-def _schedule_pack_rows(s, C, ap, parallel):
-    """The left operand's row interleaving (``ops.matmul``), once before the product: the
-    interleaved rows unrolled, so each step reads one element of every row and writes them
-    side by side, in parallel over row groups when the product is worth threads."""
-    ps = s[ap]
+def _schedule_pack(s, C, pack, parallel, inner):
+    """An operand's packing (``ops.matmul``), computed once before the product, in parallel
+    over its outer axes when the product is worth threads. ``inner`` is what its innermost
+    axis gets: "vectorize" for the 16 columns of a B panel, "unroll" for the 6 interleaved
+    rows of A (each step reads one element of every row and writes them side by side)."""
+    ps = s[pack]
     if ps.attach_type != "root" or ps.is_output:
         return
-    inline_injective_inputs(s, ap)
+    inline_injective_inputs(s, pack)
     ax = ps.op.axis
     outer = ps.fuse(*ax[:-2]) if len(ax) > 3 else ax[0]
     if _want_parallel(parallel, macs(C)):
         ps.parallel(outer)
-    ps.unroll(ax[-1])
+    getattr(ps, inner)(ax[-1])
 
 
 def _schedule_matvec_cols(s, C, out, M, cols, vec, parallel):
