@@ -74,12 +74,15 @@ class Schedule:
         src = self[tensor]
         readers = readers if isinstance(readers, (list, tuple)) else [readers]
         reader_stages = [self[r] for r in readers]
+        rebound = []
         for r in reader_stages:
             if src in [self[t] for t in r.op.input_tensors]:
                 continue
             direct = _with_body(r.op, _InlineNow(self).visit(r.op.body))
             if src not in [self[t] for t in direct.input_tensors]:
                 raise ScheduleError(f"cache_read: {r.name!r} does not read {src.name!r}")
+            rebound.append((r, direct))
+        for r, direct in rebound:
             self._rebind(r, direct)
         name = f"{src.name}.{scope}"
         cache = _copy_compute(name, src.op.output(0))
