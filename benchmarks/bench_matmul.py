@@ -56,6 +56,7 @@ def matmul_classic(n, bn=32):
 
 def matmul_best(n, mr=6, nr=16):
     """Register-blocked micro-kernel: an mr x nr tile of C lives in vector registers.
+
     nr = two 8-lane vectors, mr = 6 rows: 12 accumulators + 2 loads of B + 1 broadcast of A
     fit the 16 AVX2 registers (the BLIS Haswell/Zen kernel shape). B is packed into column
     panels and A into groups of mr interleaved rows, so the kernel streams both
