@@ -9,10 +9,14 @@ before and after so a reader can tell a quiet run from a loaded one.
 Columns: ``tc`` is tensorc with the NCHW weight packed on every call (what a graph that feeds
 weights as inputs runs), ``tc-pre`` with the weight pre-packed once (``pack_conv2d_weight``,
 what a graph compiler that folds constant weights runs; only the NCHWc algorithm packs
-weights). ``torch`` is eager PyTorch (F.conv2d + bias + relu); ``ort`` is a one-node-plus-ReLU
-ONNX model in ONNX Runtime (weights packed once at session creation). Ratios are library
-time / tensorc time (> 1: tensorc is faster). Medians and minima are both printed: on a loaded
-machine the minimum shows what a kernel can do, the median what it does.
+weights), ``tc-wino`` Winograd F(4x4, 3x3) with the kernel transformed once, on the layers where
+the graph compiler picks it (``winograd_pays``; its GFLOP/s count the direct convolution's
+operations, as everyone's do; in ``--net`` sums, layers without it count their ``tc-pre`` time,
+so the column is what a compiled model runs). ``torch`` is eager PyTorch (F.conv2d + bias +
+relu); ``ort`` is a one-node-plus-ReLU ONNX model in ONNX Runtime (weights packed once at
+session creation). Ratios are library time / tensorc time (> 1: tensorc is faster). Medians
+and minima are both printed: on a loaded machine the minimum shows what a kernel can do, the
+median what it does.
 
 With 2 threads on a 2-core machine the libraries disturb each other: idle thread pools spin
 (ONNX Runtime's by default, PyTorch's libgomp) and take the core the next library's second
@@ -36,7 +40,9 @@ from records import Records
 
 import tensorc as tc
 from tensorc import te
+from tensorc.graph.passes.conv_layout import winograd_pays
 from tensorc.ops import conv as C
+from tensorc.ops import conv_winograd as CW
 from tensorc.ops import matmul as MM
 from tensorc.ops import schedule_nn as SN
 
@@ -105,11 +111,14 @@ def conv_flops(layer):
     return 2.0 * oc * oh * ow * (ic // g) * k * k, (oh, ow)
 
 
-def build_conv(layer, prepacked):
+def build_conv(layer, prepacked, winograd=False):
     ic, h, w, oc, k, s, p, g = layer
     x = te.placeholder((1, ic, h, w), name="x")
     b = te.placeholder((oc,), name="b")
-    if prepacked:
+    if winograd:
+        wt = te.placeholder((CW.ALPHA, CW.ALPHA, ic, oc), name="wu")
+        y = C.conv2d(x, wt, s, p, weight_layout="winograd")
+    elif prepacked:
         shape = C.pack_conv2d_weight(np.zeros((oc, ic // g, k, k), "float32"), g).shape
         wt = te.placeholder(shape, name="wp")
         y = C.conv2d(x, wt, s, p, groups=g, weight_layout="packed")
@@ -155,7 +164,7 @@ def ort_conv(layer, wn, bn, nt):
 
 
 #: libraries to time (--libs); tensorc is always timed
-LIBS = ("tc-pre", "torch", "ort")
+LIBS = ("tc-pre", "tc-wino", "torch", "ort")
 
 
 def bench_conv(layer, nt, rounds, check=True):
@@ -172,6 +181,9 @@ def bench_conv(layer, nt, rounds, check=True):
     build_s = time.perf_counter() - t0
     pre = (k > 1 and g != ic) and "tc-pre" in LIBS and build_conv(layer, True)
     wp = C.pack_conv2d_weight(wn, g) if pre else None
+    wino = "tc-wino" in LIBS and winograd_pays(ic, wn.shape, (oh, ow), s, p, 1, g) and \
+        build_conv(layer, False, winograd=True)
+    wu = CW.winograd_weight(wn) if wino else None
     tx, tw, tb = map(torch.from_numpy, (xn, wn, bn))
 
     def torch_fn():
@@ -184,6 +196,12 @@ def bench_conv(layer, nt, rounds, check=True):
     fns = {"tc": lambda: f(xn, wn, bn, o)}
     if pre:
         fns["tc-pre"] = lambda: pre(xn, wp, bn, o)
+    if wino:
+        ow_ = np.full_like(o, np.nan)
+        wino(xn, wu, bn, ow_)
+        if check:
+            np.testing.assert_allclose(ow_, torch_fn().numpy(), rtol=2e-3, atol=2e-3)
+        fns["tc-wino"] = lambda: wino(xn, wu, bn, ow_)
     if "torch" in LIBS:
         fns["torch"] = torch_fn
     if ort_fn is not None:
@@ -231,8 +249,8 @@ def main():
     ap.add_argument("--net", choices=["resnet18", "mobilenetv2"], default=None,
                     help="time every conv layer of the network and sum (count-weighted)")
     ap.add_argument("--only", default=None, help="substring filter on layer names")
-    ap.add_argument("--libs", default="tc-pre,torch,ort",
-                    help="comma list of tc-pre, torch, ort to time beside tc")
+    ap.add_argument("--libs", default="tc-pre,tc-wino,torch,ort",
+                    help="comma list of tc-pre, tc-wino, torch, ort to time beside tc")
     ap.add_argument("--no-spin", action="store_true",
                     help="ONNX Runtime workers sleep when idle instead of spinning")
     ap.add_argument("--json", help="also write the figures to this JSON file (run_all.py)")
@@ -257,6 +275,8 @@ def main():
         for layer, count in layers.items():
             flop, med, _ = bench_conv(layer, nt, args.rounds, check=False)
             med.setdefault("tc-pre", med["tc"])
+            if "tc-wino" in LIBS:   # the sum is what the graph compiler runs per layer
+                med.setdefault("tc-wino", med["tc-pre"])
             for k_, (t, tmin) in med.items():
                 total[k_] = total.get(k_, 0.0) + count * t
                 total_min[k_] = total_min.get(k_, 0.0) + count * tmin

@@ -372,6 +372,8 @@ class ExprSimplifier(IRMutator):
 
     def visit_Select(self, e):
         cond = self.visit(e.cond)
+        if type(cond) is E.Broadcast and type(cond.value) is E.IntImm:
+            cond = cond.value   # every lane takes the same branch
         if type(cond) is E.IntImm:
             return self.visit(e.true_value if cond.value else e.false_value)
         tv = self._visit_assuming(cond, True, e.true_value)

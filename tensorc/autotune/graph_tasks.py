@@ -164,7 +164,8 @@ def _anchor_schedule(outs, cfg=None):
         return anchor, schedule_matmul, knobs
     if tag in ("conv2d_nchw", "depthwise_conv2d_nchw"):
         conv = _conv.find_anchor(anchor)
-        if conv is None or conv.op.attrs.get("algo") not in ("nchwc", "1x1", "depthwise"):
+        if conv is None or conv.op.attrs.get("algo") not in ("nchwc", "1x1", "spatial",
+                                                             "winograd"):
             return None
         if cfg is None:
             return True

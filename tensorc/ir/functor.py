@@ -25,6 +25,18 @@ def _is_ir(x):
     return isinstance(x, (Expr, Stmt, Range))
 
 
+def children(node):
+    """The IR nodes directly under ``node`` (fields and tuple fields), in field order."""
+    out = []
+    for name in _fields(node):
+        value = getattr(node, name)
+        if _is_ir(value):
+            out.append(value)
+        elif isinstance(value, tuple):
+            out.extend(v for v in value if _is_ir(v))
+    return out
+
+
 class IRMutator:
     def visit(self, node):
         if node is None:

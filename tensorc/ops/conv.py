@@ -331,9 +331,16 @@ def _conv_nd(op, data, weight, strides, padding, dilation, groups, out_dtype, na
     if IC % groups:
         raise ValueError(f"{op}: data {data.name!r} dimension 1 (channels) is {IC}, not "
                          f"divisible by groups={groups}")
+    if weight_layout == "winograd":
+        from .conv_winograd import conv2d_winograd
+        if nd != 2 or groups != 1 or tuple(strides) != (1, 1) or tuple(dilation) != (1, 1):
+            raise ValueError(f"{op}: weight_layout='winograd' is for 3x3 convolutions with "
+                             f"stride 1, dilation 1 and one group; got strides {strides}, "
+                             f"dilation {dilation}, groups {groups}")
+        return conv2d_winograd(data, weight, padding, out_dtype, name, "winograd")
     packed = weight_layout == "packed"
     if weight_layout not in ("OIHW", "packed"):
-        raise ValueError(f"{op}: weight_layout must be 'OIHW' or 'packed', got "
+        raise ValueError(f"{op}: weight_layout must be 'OIHW', 'packed' or 'winograd', got "
                          f"{weight_layout!r}")
     if packed:
         if nd != 2 or weight.ndim != 6:
@@ -418,7 +425,9 @@ def conv2d(data, weight, strides=1, padding=0, dilation=1, groups=1, out_dtype=N
 
     weight: [OC, IC/groups, KH, KW] (or, with ``weight_layout="packed"``, the array made by
     ``pack_conv2d_weight``; then ``out_channels`` gives OC when the packed weight holds zero
-    padding channels, default: all of them). padding: int, (pad_h, pad_w) or
+    padding channels, default: all of them; or, with ``weight_layout="winograd"``, the
+    transformed 3x3 kernel of ``conv_winograd.winograd_weight``: a stride-1 3x3 convolution
+    computed by ``conv_winograd.conv2d_winograd``). padding: int, (pad_h, pad_w) or
     (top, left, bottom, right). groups == IC with one input channel per group is a depthwise
     convolution (tag "depthwise_conv2d_nchw"); everything else is tagged "conv2d_nchw".
     """
@@ -521,10 +530,18 @@ def conv_transpose2d(data, weight, strides=1, padding=0, output_padding=0, dilat
 
 
 def find_anchor(t):
-    """The internal reduction compute behind a conv op's result tensor (or None)."""
-    for x in t.op.input_tensors:
-        if getattr(x.op, "tag", None) == ANCHOR_TAG:
+    """The internal reduction compute behind a conv op's result tensor (or None): read by the
+    result directly, or through the injective stages of an inverse transform (Winograd)."""
+    stack, seen = list(t.op.input_tensors), set()
+    while stack:
+        x = stack.pop(0)
+        if x.op in seen or not hasattr(x.op, "reduce_axis"):
+            continue
+        seen.add(x.op)
+        if x.op.tag == ANCHOR_TAG:
             return x
+        if not x.op.reduce_axis:
+            stack.extend(x.op.input_tensors)
     return None
 
 

@@ -10,7 +10,10 @@
 - 1x1: 6 output channels x 16 pixels of the flattened image (a matmul over channels on NCHW
   itself), computed into a few output rows at a time;
 - depthwise: 4 output rows x 8 or 16 output columns of one channel, over a padded,
-  stride-phase-split copy of that channel built in the same parallel iteration.
+  stride-phase-split copy of that channel built in the same parallel iteration;
+- Winograd F(4x4, 3x3) (``ops.conv_winograd``): three parallel phases -- the input transform
+  with channels in vector lanes, 36 matrix products in 6 x 16 register tiles, the inverse
+  transform (with the epilogue) per 4x4 output tile and 16 output channels.
 
 Tails (sizes the tiles do not divide) are guarded; loop partitioning peels them off, so the
 main loops stay guard-free and vectorised.
@@ -45,6 +48,8 @@ def schedule_conv2d(s, anchor, out=None, **knobs):
         _schedule_1x1(s, conv, out, **knobs)
     elif algo == "spatial":
         _schedule_depthwise(s, conv, out, **knobs)
+    elif algo == "winograd":
+        _schedule_winograd(s, anchor, out, **knobs)
     else:  # pragma: no cover
         raise ValueError(f"schedule_conv2d: unknown algorithm {algo!r}")
     return s
@@ -327,3 +332,86 @@ def _schedule_depthwise(s, conv, out, ry=4, vx=None, parallel=True, unroll=True)
     if s[dp].attach_type == "root":
         inline_injective_inputs(s, dp)
         s[dp].compute_at(st, nc)
+
+
+def winograd_lanes(n):
+    """Output channels per vector of the Winograd products and inverse transform, for n of
+    them: 16 or 8 when they divide n, else 16 (the tail is guarded)."""
+    return next((b for b in (16, 8) if n % b == 0), 16)
+
+
+def _schedule_winograd(s, y, out, tile_p=6, lanes=None, parallel=True):
+    """The three phases of ``ops.conv_winograd``, each at the root, in parallel:
+
+    - input transform: per (tile, channel block), the row transform ``tV`` (6 x 6 vectors of
+      channels) and then ``V``, all unrolled so that every coefficient select folds;
+    - products: for each of the 36 (e1, e2), ``tile_p`` tiles x 16 output channels in
+      registers (``cache_write`` local), summed over the input channels;
+    - inverse transform: per 4x4 output tile and 16 output channels, ``tY`` then the result
+      with the epilogue, output channels in vector lanes.
+    """
+    (tY,) = y.op.input_tensors
+    (M,) = tY.op.input_tensors
+    V, U = sorted(M.op.input_tensors, key=lambda t: getattr(t.op, "tag", None) != "injective")
+    (tV,) = V.op.input_tensors
+    (dv,) = tV.op.input_tensors
+    OC = M.shape[3]
+    kl, cl = lanes or winograd_lanes(OC), M.op.attrs["ic_bn"]
+    enough = parallel and work_ok(macs(M))
+
+    sv = s[V]
+    e1, e2, p, c = sv.op.axis
+    co, ci = sv.split(c, factor=cl)
+    sv.reorder(p, co, e1, e2, ci)
+    sv.unroll(e1)
+    sv.unroll(e2)
+    sv.vectorize(ci)
+    pc = sv.fuse(p, co)
+    if enough:
+        sv.parallel(pc)
+    st = s[tV]
+    st.compute_at(sv, pc)
+    a, b, tp, tc = st.op.axis
+    st.reorder(tp, a, b, tc)
+    st.unroll(a)
+    st.unroll(b)
+    st.vectorize(tc)
+
+    acc = s.cache_write(M, "local")
+    sm = s[M]
+    e1, e2, p, k = sm.op.axis
+    ko, ki = sm.split(k, factor=kl)
+    po, pi = sm.split(p, factor=tile_p)
+    sm.reorder(e1, e2, ko, po, pi, ki)
+    sm.vectorize(ki)
+    par = sm.fuse(sm.fuse(e1, e2), ko)
+    if enough:
+        sm.parallel(par)
+    sa = s[acc]
+    sa.compute_at(sm, po)
+    _, _, ap, ak = sa.op.axis
+    (ric,) = sa.op.reduce_axis
+    sa.reorder(ric, ap, ak)
+    sa.unroll(ap)
+    sa.vectorize(ak)
+
+    so = s[out]
+    n, k, h, w = so.op.axis
+    ko, ki = so.split(k, factor=kl)
+    ho, hi = so.split(h, factor=4)
+    wo, wi = so.split(w, factor=4)
+    so.reorder(n, ho, wo, ko, hi, wi, ki)
+    so.unroll(hi)
+    so.unroll(wi)
+    so.vectorize(ki)
+    nh = so.fuse(n, ho)
+    if enough:
+        so.parallel(nh)
+    sy = s[tY]
+    sy.compute_at(so, ko)
+    i, b, yp, yk = sy.op.axis
+    sy.reorder(yp, i, b, yk)
+    sy.unroll(i)
+    sy.unroll(b)
+    sy.vectorize(yk)
+    _pack_stages_root(s, dv, U, parallel)

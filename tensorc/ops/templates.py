@@ -30,6 +30,7 @@ from .schedule_nn_conv import (
     _divisor_near,
     nchwc_defaults,
     schedule_conv2d,
+    winograd_lanes,
 )
 from .schedule_nn_fusion import find_reduction, macs, work_ok
 from .schedule_nn_matmul import MATMUL_TAGS, schedule_matmul
@@ -146,6 +147,10 @@ def conv_knobs(cfg, conv):
             default = _divisor_near(OH, max(1, 320 // OW))
             knobs["ry"] = _define(cfg, "ry", default,
                                   [d for d in range(1, OH + 1) if OH % d == 0][:8])
+    elif algo == "winograd":
+        default = winograd_lanes(conv.shape[3])
+        knobs["tile_p"] = _define(cfg, "tile_p", 6, [4, 8, 12])
+        knobs["lanes"] = _define(cfg, "lanes", default, [8 if default == 16 else 16])
     else:
         OH = conv.shape[2]
         knobs["ry"] = _define(cfg, "ry", min(4, OH), [r for r in (1, 2, 3, 6, 8) if r <= OH])

@@ -10,10 +10,12 @@ lets LLVM try. A lazy select with loads in its branches stays vectorized: the co
 masks those loads by the lanes that take the branch.
 """
 from ..arith import simplify
+from ..arith.linear import Collector, Sum, is_index_type
+from ..arith.structural import KeyCache
 from ..ir import dtype as dt
 from ..ir import expr as E
 from ..ir import stmt as S
-from ..ir.functor import IRMutator, free_vars, post_order_visit, substitute
+from ..ir.functor import IRMutator, children, post_order_visit, substitute
 from ..ir.op import const
 
 
@@ -21,8 +23,23 @@ class _NotVectorizable(Exception):
     pass
 
 
-def _uses(node, var):
-    return var in free_vars(node)
+class _Reads:
+    """Whether an IR node reads a variable, each node decided once (by identity): the
+    vectorizer asks it of every subexpression on its way down, and walking each subtree again
+    made it quadratic in the depth of the long transform sums of a Winograd kernel."""
+
+    def __init__(self, var):
+        self.var = var
+        self._memo = {}
+
+    def __call__(self, node):
+        hit = self._memo.get(id(node))
+        if hit is None:
+            hit = node is self.var or (not isinstance(node, E.Var) and
+                                       any(self(c) for c in children(node)))
+            self._memo[id(node)] = (hit, node)   # the node is kept, so its id stays unique
+            return hit
+        return hit[0]
 
 
 def _may_trap(e):
@@ -41,8 +58,10 @@ def _may_trap(e):
 
 
 class _Vectorizer:
-    def __init__(self, var, lanes):
+    def __init__(self, var, lanes, collect):
         self.var, self.lanes = var, lanes
+        self.reads = _Reads(var)
+        self.collect = collect
 
     def widen(self, e):
         """Broadcast a scalar expression to the vector width."""
@@ -52,6 +71,9 @@ class _Vectorizer:
 
     def index(self, idx):
         """A vector index: a Ramp when affine in the loop variable, else a general vector."""
+        ramp = self._ramp_of_sum(idx)
+        if ramp is not None:
+            return ramp
         base = simplify(substitute(idx, {self.var: const(0, self.var.dtype)}))
         one = simplify(substitute(idx, {self.var: const(1, self.var.dtype)}))
         stride = simplify(one - base)
@@ -61,8 +83,29 @@ class _Vectorizer:
                 return E.Ramp(dt.with_lanes(idx.dtype, self.lanes), base, stride, self.lanes)
         return self.expr(idx)
 
+    def _ramp_of_sum(self, idx):
+        """The Ramp of ``rest + c * var`` read off idx's collected sum when the loop variable
+        occurs only in that one term -- the common case, decided without simplifying (four
+        simplifications per access dominated lowering time on unrolled kernels); None
+        otherwise."""
+        if not is_index_type(idx.dtype):
+            return None
+        total = self.collect(idx)
+        stride, rest = None, Sum(idx.dtype, const=total.const)
+        for mkey, (atoms, c) in total.terms.items():
+            if len(atoms) == 1 and atoms[0] is self.var:
+                stride = c
+            elif any(self.reads(a) for a in atoms):
+                return None
+            else:
+                rest.add_term(mkey, atoms, c)
+        if stride is None:
+            return None
+        return E.Ramp(dt.with_lanes(idx.dtype, self.lanes), rest.to_expr(),
+                      const(stride, idx.dtype), self.lanes)
+
     def expr(self, e):
-        if not _uses(e, self.var):
+        if not self.reads(e):
             return e
         t = type(e)
         n = self.lanes
@@ -79,7 +122,7 @@ class _Vectorizer:
             args = tuple(self.widen(self.expr(a)) for a in e.args)
             return E.Call(dt.with_lanes(e.dtype, n), e.name, args)
         if t is E.Select:
-            if _uses(e.cond, self.var) and (_may_trap(e.true_value) or
+            if self.reads(e.cond) and (_may_trap(e.true_value) or
                                             _may_trap(e.false_value)):
                 raise _NotVectorizable("lazy select of an integer division with a "
                                        "lane-dependent condition")
@@ -95,19 +138,19 @@ class _Vectorizer:
     def stmt(self, s):
         t = type(s)
         if t is S.Store:
-            if not _uses(s.index, self.var):
-                if _uses(s.value, self.var):
+            if not self.reads(s.index):
+                if self.reads(s.value):
                     raise _NotVectorizable("store to a lane-independent address")
                 return s
             return S.Store(s.buffer, self.widen(self.expr(s.value)), self.index(s.index))
         if t is S.SeqStmt:
             return S.seq(*[self.stmt(x) for x in s.seq])
         if t is S.For:
-            if _uses(s.min, self.var) or _uses(s.extent, self.var):
+            if self.reads(s.min) or self.reads(s.extent):
                 raise _NotVectorizable("inner loop bounds depend on the lane")
             return S.For(s.loop_var, s.min, s.extent, s.kind, self.stmt(s.body), s.thread_tag)
         if t is S.IfThenElse:
-            if _uses(s.cond, self.var):
+            if self.reads(s.cond):
                 raise _NotVectorizable("condition depends on the lane")
             return S.IfThenElse(s.cond, self.stmt(s.then_case),
                                 None if s.else_case is None else self.stmt(s.else_case))
@@ -119,6 +162,9 @@ class _Vectorizer:
 
 
 class _Vectorize(IRMutator):
+    def __init__(self):
+        self.collect = Collector(KeyCache())   # one for the pass: the loops' indices share parts
+
     def visit_For(self, f):
         f = self.generic(f)
         if f.kind != "vectorized":
@@ -129,7 +175,7 @@ class _Vectorize(IRMutator):
         body = substitute(f.body, {f.loop_var: f.loop_var + f.min}) \
             if not (isinstance(f.min, E.IntImm) and f.min.value == 0) else f.body
         try:
-            return _Vectorizer(f.loop_var, f.extent.value).stmt(body)
+            return _Vectorizer(f.loop_var, f.extent.value, self.collect).stmt(body)
         except _NotVectorizable:
             return serial
 

@@ -6,7 +6,8 @@ import numpy as np
 from tensorc.arith import can_prove, const_int_bound, simplify
 from tensorc.arith.structural import KeyCache
 from tensorc.ir import op
-from tensorc.ir.expr import Add, Cast, FloatImm, FloorDiv, Let, Max, Min, Mul, Range, Var
+from tensorc.ir.expr import (Add, Broadcast, Cast, FloatImm, FloorDiv, Let, Max, Min, Mul, Range,
+                             Select, Var)
 
 x, y, z, io, ii, i, j = (Var(n) for n in ("x", "y", "z", "io", "ii", "i", "j"))
 
@@ -188,6 +189,12 @@ def test_select_rules():
     check(op.select(x < y, z, z), z)
     # Inside the true branch x < 8 holds.
     check(op.select(x < 8, op.minimum(x, 7), 0), op.select(x < 8, x, 0))
+    # A broadcast constant condition (a vectorized select of an unrolled coordinate) takes
+    # one branch for every lane.
+    vx, vy = Broadcast("int32x4", x, 4), Broadcast("int32x4", y, 4)
+    for truth, want in ((1, vx), (0, vy)):
+        cond = Broadcast("boolx4", op.const(truth, "bool"), 4)
+        check(Select("int32x4", cond, vx, vy), want)
 
 
 def test_logic_folding():

@@ -108,6 +108,20 @@ def test_template_space_starts_at_the_default_schedule_and_auto_space_differs():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+def test_winograd_groups_get_their_template_space():
+    g, *_ = residual_block(np.random.default_rng(6), c=32, hw=16)
+    task = extract_tasks(g)[0]
+    assert task.space_kind == "template"
+    assert {"tile_p", "lanes"} <= set(task.config_space.knobs)
+    assert "p1: float32[6, 6, 32, 32]" in str(task.lower(DEFAULT))   # the transformed kernel
+    assert str(task.lower(0)) == str(task.lower(DEFAULT))
+    inputs, (want,) = task.reference()
+    got = np.full(want.shape, np.nan, np.float32)
+    task.build(len(task.config_space) - 1)(*inputs, got)
+    # Winograd's rounding error scales with its tile's norm, not each element: compare norms
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-5
+
+
 def test_group_task_default_point_is_the_compiler_schedule():
     g, *_ = residual_block(np.random.default_rng(4), c=8, hw=9)
     task = extract_tasks(g)[0]

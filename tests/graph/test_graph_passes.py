@@ -1,12 +1,14 @@
-"""Graph passes: constant folding, dead code, batch-norm folding, simplification, conv layout."""
+"""Graph passes: constant folding, dead code, batch-norm folding, simplification, conv layout,
+Winograd convolutions."""
 import numpy as np
 import pytest
 
 from graph_helpers import bn_params, bn_ref, conv2d_ref, residual_block, rnd
 from tensorc.graph.builder import GraphBuilder
 from tensorc.graph.interpret import run_graph
-from tensorc.graph.passes import (choose_conv_layout, eliminate_dead_code, fold_batch_norm,
-                                  fold_constants, run_passes, simplify)
+import tensorc as tc
+from tensorc.graph.passes import (choose_conv_layout, choose_winograd, eliminate_dead_code,
+                                  fold_batch_norm, fold_constants, run_passes, simplify)
 
 
 def _same(g1, g2, *inputs, rtol=1e-5, atol=1e-5):
@@ -157,6 +159,35 @@ def test_conv_layout_packs_constant_weights():
     assert layouts == ["packed", "OIHW", "OIHW", "OIHW"]
     assert g2.nodes[0].inputs[1].shape == (1, 1, 3, 3, 16, 16)
     _same(g, g2, rnd(rng, 1, 16, 6, 6), rtol=1e-4)
+
+
+def test_winograd_for_stride_1_3x3_convs_on_large_enough_planes(monkeypatch):
+    rng = np.random.default_rng(7)
+    gb = GraphBuilder("wino")
+    x = gb.input("x", (1, 32, 13, 14))
+    w = rnd(rng, 32, 32, 3, 3, lo=0.02, hi=0.06)
+    y = gb.op("conv2d", x, gb.const("w", w), padding=1)                         # 4 x 4 tiles
+    y = gb.op("conv2d", y, gb.const("s2", rnd(rng, 32, 32, 3, 3, lo=0.02, hi=0.06)), padding=1,
+              strides=2)                                                       # stride 2
+    y = gb.op("conv2d", y, gb.const("small", rnd(rng, 32, 32, 3, 3, lo=0.02, hi=0.06)),
+              padding=1)                                                       # 7x7: 4 tiles
+    gb.output(y)
+    gb2 = GraphBuilder("wino16")
+    x16 = gb2.input("x", (1, 16, 16, 16))
+    gb2.output(gb2.op("conv2d", x16, gb2.const("w", rnd(rng, 16, 16, 3, 3)), padding=1))
+    g = gb.graph()
+    g2 = choose_winograd(g)
+    layouts = [n.attrs.get("weight_layout", "OIHW") for n in g2.nodes]
+    assert layouts == ["winograd", "OIHW", "OIHW"]
+    assert g2.nodes[0].inputs[1].shape == (6, 6, 32, 32)
+    assert [n.attrs.get("weight_layout", "OIHW") for n in choose_winograd(gb2.graph()).nodes] \
+        == ["OIHW"]   # fewer than WINOGRAD_MIN_CHANNELS input channels
+    xa = rnd(rng, 1, 32, 13, 14)
+    got = tc.compile(g)(xa)[0]
+    monkeypatch.setenv("TENSORC_WINOGRAD", "0")
+    assert choose_winograd(g) is g
+    want = run_graph(g, [xa])[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_pipeline_is_pure_and_dump_prints_every_pass(capsys):

@@ -9,6 +9,9 @@
   canonicalised to ``reshape`` and chains of them (and of transposes) collapsed to one;
 - ``fold_batch_norm``: conv / dense / gemm / matmul followed by an inference batch_norm
   becomes the same op with scaled weights plus a bias;
+- ``choose_winograd`` (CPU targets only): stride-1 3x3 conv2d on large enough planes is
+  computed by Winograd F(4x4, 3x3), its constant kernel transformed once
+  (``weight_layout="winograd"``);
 - ``choose_conv_layout``: conv2d with a constant weight reads it pre-packed in the blocked
   layout of the CPU conv schedule (``weight_layout="packed"``), so no kernel repacks it per call;
 - ``fuse_capsule_routing``: the unrolled dynamic-routing loop of an imported CapsNet
@@ -30,7 +33,7 @@ import time
 from .batch_norm import fold_batch_norm
 from .capsule import choose_capsule_layout, fuse_capsule_routing
 from .common import GraphPass, op_count_line
-from .conv_layout import choose_conv_layout
+from .conv_layout import choose_conv_layout, choose_winograd
 from .dce import eliminate_dead_code
 from .fold import fold_constants
 from .simplify import simplify
@@ -39,11 +42,12 @@ from .simplify import simplify
 def default_passes(target="llvm"):
     """The compiler's graph pipeline for ``target``, in order."""
     from ...transform.pipeline import is_gpu
-    cpu = [] if is_gpu(target) else [GraphPass(choose_capsule_layout)]
+    gpu = is_gpu(target)
     return [GraphPass(fold_constants), GraphPass(simplify), GraphPass(fold_batch_norm),
             GraphPass(fold_constants, "fold_constants_after_bn"),
             GraphPass(fuse_capsule_routing), GraphPass(eliminate_dead_code),
-            GraphPass(choose_conv_layout), *cpu,
+            *([] if gpu else [GraphPass(choose_winograd)]), GraphPass(choose_conv_layout),
+            *([] if gpu else [GraphPass(choose_capsule_layout)]),
             GraphPass(eliminate_dead_code, "eliminate_dead_code_final")]
 
 
