@@ -22,6 +22,7 @@ import math
 
 from ..te.tensor import ComputeOp
 from .conv import find_anchor
+from .conv_winograd import TILE
 from .schedule_nn_fusion import fuse_epilogue, inline_injective_inputs, macs, work_ok
 
 
@@ -398,8 +399,8 @@ def _schedule_winograd(s, y, out, tile_p=6, lanes=None, parallel=True):
     so = s[out]
     n, k, h, w = so.op.axis
     ko, ki = so.split(k, factor=kl)
-    ho, hi = so.split(h, factor=4)
-    wo, wi = so.split(w, factor=4)
+    ho, hi = so.split(h, factor=TILE)
+    wo, wi = so.split(w, factor=TILE)
     so.reorder(n, ho, wo, ko, hi, wi, ki)
     so.unroll(hi)
     so.unroll(wi)
