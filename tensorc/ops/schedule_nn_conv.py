@@ -341,6 +341,19 @@ def winograd_lanes(n):
     return next((b for b in (16, 8) if n % b == 0), 16)
 
 
+def _half_transform_at(s, t, stage, loop):
+    """Compute ``t`` -- the first half of a transform, axes (coefficient row, column, tile,
+    channel) -- at ``loop`` of ``stage``: its coefficient axes unrolled, so that their selects
+    fold, and its channels in vector lanes."""
+    st = s[t]
+    st.compute_at(stage, loop)
+    row, col, tile, chan = st.op.axis
+    st.reorder(tile, row, col, chan)
+    st.unroll(row)
+    st.unroll(col)
+    st.vectorize(chan)
+
+
 def _schedule_winograd(s, y, out, tile_p=6, lanes=None, parallel=True):
     """The three phases of ``ops.conv_winograd``, each at the root, in parallel:
 
@@ -370,13 +383,7 @@ def _schedule_winograd(s, y, out, tile_p=6, lanes=None, parallel=True):
     pc = sv.fuse(p, co)
     if enough:
         sv.parallel(pc)
-    st = s[tV]
-    st.compute_at(sv, pc)
-    a, b, tp, tc = st.op.axis
-    st.reorder(tp, a, b, tc)
-    st.unroll(a)
-    st.unroll(b)
-    st.vectorize(tc)
+    _half_transform_at(s, tV, sv, pc)
 
     acc = s.cache_write(M, "local")
     sm = s[M]
@@ -408,11 +415,5 @@ def _schedule_winograd(s, y, out, tile_p=6, lanes=None, parallel=True):
     nh = so.fuse(n, ho)
     if enough:
         so.parallel(nh)
-    sy = s[tY]
-    sy.compute_at(so, ko)
-    i, b, yp, yk = sy.op.axis
-    sy.reorder(yp, i, b, yk)
-    sy.unroll(i)
-    sy.unroll(b)
-    sy.vectorize(yk)
+    _half_transform_at(s, tY, so, ko)
     _pack_stages_root(s, dv, U, parallel)
