@@ -3,8 +3,8 @@
 A stride-1 3x3 convolution computes each 4x4 output tile from a 6x6 input tile. In the
 Winograd domain that is an elementwise product of the 6x6 transformed input tile and the 6x6
 transformed kernel, summed over input channels: 36 independent matrix products
-(tiles x input channels times input channels x output channels) instead of 9 x 16 = 144
-multiply-adds per output pixel and channel pair -- 4x fewer multiplications. The transforms
+(tiles x input channels times input channels x output channels), 36 multiply-adds per tile
+and channel pair instead of 16 x 9 = 144 -- 4x fewer. The transforms
 are sums with small integer coefficients (B^T d B of the input, A^T m A of the products), and
 the kernel's (G g G^T) is computed once for a constant weight (``winograd_weight``).
 
