@@ -57,24 +57,33 @@ def _blocked(node, wa, groups):
     return None if ocp != oc else (icb, ocb)
 
 
-def choose_conv_layout(graph):
+def _relayout_weights(graph, layout, suffix, qualifies, transform):
+    """Every conv2d with a constant OIHW weight for which ``qualifies(node, array)`` reads
+    ``transform(node, array)`` instead, a constant named ``<weight>.<suffix>``, with
+    ``weight_layout=layout``; a weight shared by several convolutions is transformed once."""
     rw = Rewrite(graph)
-    from ...ops.conv import pack_conv2d_weight
-    packed = {}  # id(weight value) -> packed constant (a weight shared by two convs packs once)
+    done = {}  # id(weight value) -> transformed constant
     for n in rw.graph.nodes:
         if n.op != "conv2d" or len(n.inputs) != 2 or not n.inputs[1].is_const or \
                 n.attrs.get("weight_layout", "OIHW") != "OIHW":
             continue
-        groups = n.attrs.get("groups", 1)
         w = n.inputs[1]
         wa = const_array(w)
-        if _blocked(n, wa, groups) is None:
+        if not qualifies(n, wa):
             continue
-        if id(w) not in packed:
-            packed[id(w)] = new_const(f"{w.name}.packed", pack_conv2d_weight(wa, groups))
-        n.inputs = [n.inputs[0], packed[id(w)]]
-        n.attrs = dict(n.attrs, weight_layout="packed")
+        if id(w) not in done:
+            done[id(w)] = new_const(f"{w.name}.{suffix}", transform(n, wa))
+        n.inputs = [n.inputs[0], done[id(w)]]
+        n.attrs = dict(n.attrs, weight_layout=layout)
     return rw.finish(list(rw.graph.nodes))
+
+
+def choose_conv_layout(graph):
+    from ...ops.conv import pack_conv2d_weight
+    return _relayout_weights(
+        graph, "packed", "packed",
+        lambda n, wa: _blocked(n, wa, n.attrs.get("groups", 1)) is not None,
+        lambda n, wa: pack_conv2d_weight(wa, n.attrs.get("groups", 1)))
 
 
 def winograd_pays(in_channels, kernel_shape, out_hw, strides=1, padding=0, dilation=1,
@@ -101,18 +110,5 @@ def choose_winograd(graph):
     if os.environ.get("TENSORC_WINOGRAD", "1") == "0":
         return graph
     from ...ops.conv_winograd import winograd_weight
-    rw = Rewrite(graph)
-    done = {}  # id(weight value) -> transformed constant
-    for n in rw.graph.nodes:
-        if n.op != "conv2d" or len(n.inputs) != 2 or not n.inputs[1].is_const or \
-                n.attrs.get("weight_layout", "OIHW") != "OIHW":
-            continue
-        w = n.inputs[1]
-        wa = const_array(w)
-        if not _winograd_ok(n, wa):
-            continue
-        if id(w) not in done:
-            done[id(w)] = new_const(f"{w.name}.winograd", winograd_weight(wa))
-        n.inputs = [n.inputs[0], done[id(w)]]
-        n.attrs = dict(n.attrs, weight_layout="winograd")
-    return rw.finish(list(rw.graph.nodes))
+    return _relayout_weights(graph, "winograd", "winograd", _winograd_ok,
+                             lambda n, wa: winograd_weight(wa))
