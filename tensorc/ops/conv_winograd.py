@@ -62,11 +62,12 @@ CHANNEL_BLOCKS = (16, 8)
 
 def winograd_applicable(in_channels, kernel_shape, strides=1, padding=0, dilation=1, groups=1):
     """Whether ``conv2d_winograd`` computes this convolution: 3x3, stride and dilation 1, one
-    group, input channels in blocks of 8 (the vector lanes of the input transform)."""
+    group, input channels in whole ``CHANNEL_BLOCKS`` (the vector lanes of the input
+    transform); any padding."""
     one = (1, 1)
     as_pair = (lambda v: (v, v) if isinstance(v, int) else tuple(v))
     return (groups == 1 and tuple(kernel_shape[2:]) == (3, 3) and as_pair(strides) == one and
-            as_pair(dilation) == one and in_channels % 8 == 0 and
+            as_pair(dilation) == one and in_channels % CHANNEL_BLOCKS[-1] == 0 and
             kernel_shape[1] == in_channels)
 
 
