@@ -6,7 +6,13 @@ vectorization, although it fails only in the last iteration of some outer loop. 
 for a loop v, the range [lo, hi) of v on which every guard below it that depends on v holds for
 all values of the loops inside, and emits the loop as [0, lo) + [lo, hi) + [hi, extent) with the
 guards dropped from the middle copy (TVM's LoopPartition, Halide's loop splitting).
+
+Padding is the other such guard: a padded copy reads ``select(0 <= r && r < H && ..., x[r],
+0)``, whose bounds fail only on the border rows and columns. Each linear conjunct of a select's
+condition is treated like a guard, and the middle copy has it replaced by true, so the select
+folds away there and the copy becomes a plain (vectorizable, strided-span) load.
 """
+import dataclasses
 import math
 
 from ..arith import const_int_bound
@@ -30,10 +36,37 @@ class _Guards(IRVisitor):
             self.ranges[f.loop_var] = (f.min.value, f.min.value + f.extent.value - 1)
         self.generic(f)
 
+    def visit(self, node):
+        # a select shared by two statements can sit under different inner loops: walk the
+        # expressions of every statement afresh (IRVisitor visits a shared expression once)
+        if isinstance(node, S.Stmt):
+            self._seen = set()
+        super().visit(node)
+
     def visit_IfThenElse(self, s):
         if s.else_case is None:
-            self.found.append((s, dict(self.ranges)))
+            self.found.append((s, s.cond, dict(self.ranges)))
         self.generic(s)
+
+    def visit_Select(self, e):
+        for c in _conjuncts(e.cond):
+            self.found.append((c, c, dict(self.ranges)))
+        self.generic(e)
+
+
+def _conjuncts(cond):
+    if isinstance(cond, E.And):
+        return _conjuncts(cond.a) + _conjuncts(cond.b)
+    return [cond]
+
+
+def _and_of(conds):
+    if not conds:
+        return const(True)
+    out = conds[0]
+    for c in conds[1:]:
+        out = E.And("bool", out, c)
+    return out
 
 
 def _linear_in(e, v):
@@ -83,13 +116,22 @@ def _true_range(cond, v, ranges):
 
 
 class _Drop(IRMutator):
+    """The loop body with the guards (IfThenElse nodes) and select conjuncts known to hold
+    replaced by what they guard and by true."""
+
     def __init__(self, guards):
-        self.guards = guards
+        self.guards = {id(g) for g in guards}
 
     def visit_IfThenElse(self, s):
-        if s in self.guards:
+        if id(s) in self.guards:
             return self.visit(s.then_case)
         return self.generic(s)
+
+    def visit_Select(self, e):
+        e = self.generic(e)
+        conds = _conjuncts(e.cond)
+        kept = [c for c in conds if id(c) not in self.guards]
+        return e if len(kept) == len(conds) else dataclasses.replace(e, cond=_and_of(kept))
 
 
 class _Partition(IRMutator):
@@ -118,11 +160,11 @@ class _Partition(IRMutator):
         finder = _Guards({k: r for k, r in self.ranges.items() if k is not v})
         finder.visit(f.body)
         lo, hi, used = begin, end, set()
-        for guard, ranges in finder.found:
+        for guard, cond, ranges in finder.found:
             ranges.pop(v, None)
-            if v not in free_vars(guard.cond):
+            if v not in free_vars(cond):
                 continue
-            r = _true_range(guard.cond, v, ranges)
+            r = _true_range(cond, v, ranges)
             if r is None:
                 continue
             lo, hi = max(lo, r[0]), min(hi, r[1] + 1)

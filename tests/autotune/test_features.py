@@ -192,9 +192,23 @@ def test_cache_write_program():
 
 
 def test_guarded_reads_are_marked():
-    v = extract(conv)
+    """A read under a condition that holds on no whole loop range (every other column), so
+    loop partitioning cannot drop it (it drops the padding guards of ``conv``)."""
+    X = te.placeholder((13, 11), name="X")
+
+    def make():
+        Y = te.compute((13, 11), lambda y, x: te.if_then_else(
+            (y + x) % 2 == 0, X[y, x] * 2.0, 0.0), name="Y")
+        return te.create_schedule(Y.op), [X, Y]
+    v = extract(make)
     guarded = [feat(v, f"s0.b{k}.guarded") for k in range(F.TOP_BUFFERS)]
     assert guarded.count(1.0) == 1 and feat(v, "s0.select") > 0
+
+
+def test_padding_guards_leave_the_interior():
+    v = extract(conv)
+    assert feat(v, "s0.select") == 0
+    assert all(feat(v, f"s0.b{k}.guarded") == 0 for k in range(F.TOP_BUFFERS))
 
 
 def test_rejects_what_is_not_a_lowered_function():

@@ -194,8 +194,8 @@ def test_vector_math_bodies_take_several_vectors_per_step():
     row of an odd number of vectors) keeps the native width."""
     from tensorc.ops.schedule_cpu import INTERLEAVE, vector_lanes
     lanes = vector_lanes("float32")
-    for body, width, want in ((ops.tanh, 8 * INTERLEAVE, lanes * INTERLEAVE),
-                              (ops.relu, 8 * INTERLEAVE, lanes),
+    for body, width, want in ((ops.tanh, lanes * INTERLEAVE, lanes * INTERLEAVE),
+                              (ops.relu, lanes * INTERLEAVE, lanes),
                               (ops.tanh, 7 * lanes, lanes)):
         x, xa = placeholder((7, width))
         y = body(x)

@@ -133,6 +133,62 @@ def test_partition_not_applied_when_divisible():
     assert text.count("for i.outer") == 1 and text.count("for i.inner") == 1, text
 
 
+def padded(H, W, pad, stride=1, name="P"):
+    """A zero-padded (and, with stride 2, subsampled) copy of a (H, W) input, as conv packs
+    write it: every element is select(inside, A[r, q], 0)."""
+    A = te.placeholder((H, W), name="A")
+    OH, OW = (H + 2 * pad - 1) // stride + 1, (W + 2 * pad - 1) // stride + 1
+
+    def f(i, j):
+        r, q = i * stride - pad, j * stride - pad
+        return te.if_then_else(te.all(r >= 0, r < H, q >= 0, q < W), A[r, q],
+                               te.const(0, "float32"))
+    return A, te.compute((OH, OW), f, name=name)
+
+
+def ref_padded(a, pad, stride=1):
+    return np.pad(a, pad)[::stride, ::stride]
+
+
+def test_partition_folds_the_padding_select_off_the_border():
+    """The interior rows and columns of a padded copy are plain loads: the select's bounds
+    conjuncts hold there, so partitioning cuts the loops at the border and drops them."""
+    A, P = padded(13, 17, 2)
+    s = te.create_schedule(P.op)
+    text = lower_text(s, [A, P])
+    assert re.search(r"for i in range\(2, 2 \+ 13\):", text), text
+    assert re.search(r"for j in range\(2, 2 \+ 17\):", text), text
+    assert "select" not in text, text  # the border copies fold too: their conditions are constant
+    check(s, [A, P], lambda a: ref_padded(a, 2))
+
+
+def test_partition_padding_with_stride_and_vectorized_columns():
+    """Stride 2 and a vectorized column split that does not divide the width: the border
+    vector keeps its lane-dependent select (a masked load), the interior ones lose it."""
+    A, P = padded(30, 37, 1, stride=2)
+    s = te.create_schedule(P.op)
+    jo, ji = s[P].split(P.op.axis[1], factor=8)
+    s[P].vectorize(ji)
+    text = lower_text(s, [A, P])
+    interior = [x for x in text.splitlines() if "ramp(" in x and "select" not in x]
+    assert interior, text
+    check(s, [A, P], lambda a: ref_padded(a, 1, 2))
+
+
+def test_partition_select_shared_by_loops_of_different_extents():
+    """One select expression (one Python object) under two inner loops with different ranges:
+    the part where it is dropped must suit both, so both results stay exact."""
+    A = te.placeholder((20,), name="A")
+    k = te.reduce_axis((0, 5), name="k")
+    pad = te.compute((24,), lambda i: te.if_then_else(i - 2 >= 0, A[te.min(i, 21) - 2],
+                                                      te.const(0, "float32")), name="pad")
+    B = te.compute((20,), lambda i: te.sum(pad[i + k], axis=k), name="B")
+    s = te.create_schedule(B.op)
+    s[pad].compute_inline()
+    check(s, [A, B], lambda a: np.convolve(np.concatenate([[0, 0], a, a[-1:], a[-1:]]),
+                                           np.ones(5), "valid"))
+
+
 def test_partition_with_compute_at_overhang_still_correct():
     A = te.placeholder((33, 127), name="A")
     B = te.compute((33, 127), lambda i, j: A[i, j] + 1, name="B")
