@@ -212,6 +212,11 @@ LANE_CHUNK = 4
 
 #: The narrowest vectors the lanes layout is used with (``cpu_lanes``).
 MIN_LANES = 4
+#: The widest block: a block keeps its prediction vectors in memory (lanes x 737 KB at MNIST
+#: sizes) and streams them once per round, so a wider vector unit is not a reason for wider
+#: blocks. On AVX-512, 16-lane blocks (11.8 MB) took 1.6x as long as 8-lane ones at batch 32
+#: and 128 on 2 threads (benchmarks/RESULTS.md, ninth session).
+MAX_LANES = 8
 
 #: Output dimensions whose predictions accumulate in registers together in the lanes layout
 #: (each multiply-add broadcasts one element of W).
@@ -220,11 +225,12 @@ LANE_DBLOCK = 4
 
 @functools.lru_cache(maxsize=None)   # asked on every run_predict_and_route call
 def cpu_lanes(batch, dtype):
-    """The ``lanes`` of ``capsule.capsule_routing`` on this CPU: the native vector width, halved
-    while that is more than the batch, down to 4; 0 (the layout with Dout in vectors) for a
-    batch below 4. At MNIST sizes on 2 threads (benchmarks/RESULTS.md) 4 lanes beat the other
-    layout already at batch 4, not at batch 1: a single block runs its rounds on one thread."""
-    lanes = vector_lanes(dtype)
+    """The ``lanes`` of ``capsule.capsule_routing`` on this CPU: the native vector width (at most
+    ``MAX_LANES``), halved while that is more than the batch, down to 4; 0 (the layout with
+    Dout in vectors) for a batch below 4. At MNIST sizes on 2 threads (benchmarks/RESULTS.md)
+    4 lanes beat the other layout already at batch 4, not at batch 1: a single block runs its
+    rounds on one thread."""
+    lanes = min(vector_lanes(dtype), MAX_LANES)
     while lanes > MIN_LANES and lanes > batch:
         lanes //= 2
     return lanes if batch >= lanes else 0

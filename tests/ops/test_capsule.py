@@ -290,9 +290,10 @@ def test_run_functions_match_the_references():
 def test_run_predict_and_route_takes_the_lanes_layout_for_a_full_vector_of_batch(monkeypatch):
     from tensorc.ops import capsule_api
     from tensorc.ops.schedule_cpu import vector_lanes
-    lanes = vector_lanes("float32")
+    lanes = min(vector_lanes("float32"), capsule_schedule.MAX_LANES)
     assert capsule_schedule.cpu_lanes(lanes, "float32") == lanes
     assert capsule_schedule.cpu_lanes(lanes + 3, "float32") == lanes
+    assert capsule_schedule.cpu_lanes(128, "float32") == lanes  # no wider than MAX_LANES
     assert capsule_schedule.cpu_lanes(5, "float32") == min(4, lanes)
     assert capsule_schedule.cpu_lanes(3, "float32") == 0
     built = []
