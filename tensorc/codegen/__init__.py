@@ -17,9 +17,9 @@ def build_module(funcs, entry, target="llvm"):
     key = cache.key_for(ir_text, str(target), target.feature_string)
     module = cache.lookup(key)
     if module is None:
-        optimized, asm, obj = llvm_compile.compile_ir(ir_text, target)
+        optimized, obj = llvm_compile.compile_ir(ir_text, target)
         module = cache.store(key, lambda path: llvm_compile.link_shared(obj, path),
-                             {"llvm": optimized, "asm": asm, "ll-unoptimized": ir_text})
+                             {"llvm": optimized, "ll-unoptimized": ir_text, "target": str(target)})
     return module
 
 

@@ -23,7 +23,11 @@ from .target import target_machine
 
 
 def compile_ir(ir_text, target):
-    """Optimize ``ir_text`` for target; returns (optimized IR text, assembly text, object bytes)."""
+    """Optimize ``ir_text`` for target; returns (optimized IR text, object bytes).
+
+    No assembly: emitting it is a second code generation, about a quarter of LLVM's time per
+    build, and almost no build is ever read as assembly. ``assembly`` makes it on demand from
+    the optimized IR (``Module.get_source("asm")``)."""
     tm = target_machine(target)
     module = llvm.parse_assembly(ir_text)
     module.verify()
@@ -33,7 +37,17 @@ def compile_ir(ir_text, target):
     tuning.loop_unrolling = True
     passes = llvm.create_pass_builder(tm, tuning)
     passes.getModulePassManager().run(module, passes)
-    return str(module), tm.emit_assembly(module), tm.emit_object(module)
+    return str(module), tm.emit_object(module)
+
+
+def assembly(optimized_ir, target):
+    """The assembly of already optimized IR for ``target`` (a Target or its string): the code
+    generation ``compile_ir`` ran for the object, so it shows the same machine code."""
+    from .target import parse
+    module = llvm.parse_assembly(optimized_ir)
+    module.verify()
+    return target_machine(parse(target) if isinstance(target, str) else target) \
+        .emit_assembly(module)
 
 
 def linker():

@@ -254,8 +254,8 @@ def build_graph_module(kernels, plan, target="llvm"):
                         target.feature_string)
     module = cache.lookup(key)
     if module is None:
-        optimized, asm, obj = llvm_compile.compile_ir(ir_text, target)
+        optimized, obj = llvm_compile.compile_ir(ir_text, target)
         nbytes = meta["graph"]["weights_nbytes"]
         module = cache.store(key, lambda path: link_graph(obj, path, arrays, nbytes),
-                             {"llvm": optimized, "asm": asm, "ll-unoptimized": ir_text})
+                             {"llvm": optimized, "ll-unoptimized": ir_text, "target": str(target)})
     return GraphModule(module)

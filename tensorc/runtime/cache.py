@@ -16,7 +16,9 @@ import llvmlite
 
 from .module import VERSION, Module, atomic_write
 
-SOURCE_SUFFIXES = {"llvm": ".ll", "asm": ".s", "ll-unoptimized": ".unopt.ll"}
+#: The files kept beside a cached .so; the assembly is written the first time it is asked for
+#: (``Module.get_source``), from the optimized IR and the target string.
+SOURCE_SUFFIXES = {"llvm": ".ll", "asm": ".s", "ll-unoptimized": ".unopt.ll", "target": ".target"}
 
 _memory = {}
 _lock = threading.Lock()

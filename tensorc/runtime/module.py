@@ -179,7 +179,13 @@ class Module:
         if fmt not in self._sources:
             raise RuntimeError(f"the module loaded from {self.path} carries no {fmt!r} source: "
                                "sources exist only for modules from build_module (or its cache)")
-        return Path(self._sources[fmt]).read_text()
+        path = Path(self._sources[fmt])
+        if fmt == "asm" and not path.exists() and "target" in self._sources:
+            from ..codegen.llvm_compile import assembly   # codegen imports runtime: not at the top
+            text = assembly(Path(self._sources["llvm"]).read_text(),
+                            Path(self._sources["target"]).read_text())
+            atomic_write(str(path), text.encode())
+        return path.read_text()
 
     def time_evaluator(self, number=10, repeat=3, min_repeat_ms=0, func_name=None):
         """A callable timing ``func_name`` (default: the entry) on given arrays.

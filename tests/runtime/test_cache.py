@@ -54,8 +54,21 @@ def test_entry_is_written_atomically_with_its_sources():
     directory = cache.cache_dir()
     key = Path(mod.path).name[:-len(".so")]
     names = sorted(p.name for p in directory.iterdir() if p.name.startswith(key))
-    assert names == sorted(f"{key}{s}" for s in (".so", ".ll", ".s", ".unopt.ll"))
+    assert names == sorted(f"{key}{s}" for s in (".so", ".ll", ".unopt.ll", ".target"))
     assert not [p for p in directory.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_assembly_is_made_when_first_asked_for_and_kept():
+    """A build emits no assembly; get_source("asm") generates it from the optimized IR and the
+    target (the same code generation as the object's), writes it beside the entry and reads it
+    from there afterwards, in this process or a later one."""
+    mod = build_module([fill_func(6.5)], "fill")
+    asm_path = Path(mod.path[:-len(".so")] + ".s")
+    assert not asm_path.exists()
+    text = mod.get_source("asm")
+    assert "fill:" in text and asm_path.read_text() == text
+    again = cache.lookup(Path(mod.path).name[:-len(".so")])
+    assert again.get_source("asm") == text
 
 
 DISK_PROBE = textwrap.dedent("""
