@@ -41,13 +41,13 @@ def compile_ir(ir_text, target):
 
 
 def assembly(optimized_ir, target):
-    """The assembly of already optimized IR for ``target`` (a Target or its string): the code
-    generation ``compile_ir`` ran for the object, so it shows the same machine code."""
+    """The assembly of already optimized IR for ``target`` (a target string, as the build
+    cache keeps it): the code generation ``compile_ir`` ran for the object, so it shows the
+    same machine code."""
     from .target import parse
     module = llvm.parse_assembly(optimized_ir)
     module.verify()
-    return target_machine(parse(target) if isinstance(target, str) else target) \
-        .emit_assembly(module)
+    return target_machine(parse(target)).emit_assembly(module)
 
 
 def linker():
