@@ -13,13 +13,14 @@ condition is treated like a guard, and the middle copy has it replaced by true, 
 folds away there and the copy becomes a plain (vectorizable, strided-span) load.
 """
 import dataclasses
+import functools
 import math
 
 from ..arith import const_int_bound
 from ..ir import expr as E
 from ..ir import stmt as S
 from ..ir.functor import IRMutator, IRVisitor, free_vars
-from ..ir.op import const
+from ..ir.op import const, logical_and
 
 MIN_PARALLEL_MAIN = 8  # iterations a parallel loop's main part needs to be worth cutting
 
@@ -58,15 +59,6 @@ def _conjuncts(cond):
     if isinstance(cond, E.And):
         return _conjuncts(cond.a) + _conjuncts(cond.b)
     return [cond]
-
-
-def _and_of(conds):
-    if not conds:
-        return const(True)
-    out = conds[0]
-    for c in conds[1:]:
-        out = E.And("bool", out, c)
-    return out
 
 
 def _linear_in(e, v):
@@ -131,7 +123,8 @@ class _Drop(IRMutator):
         e = self.generic(e)
         conds = _conjuncts(e.cond)
         kept = [c for c in conds if id(c) not in self.guards]
-        return e if len(kept) == len(conds) else dataclasses.replace(e, cond=_and_of(kept))
+        return e if len(kept) == len(conds) else dataclasses.replace(
+            e, cond=functools.reduce(logical_and, kept, const(True)))
 
 
 class _Partition(IRMutator):
