@@ -8,10 +8,10 @@ stages are inlined into their readers:
 - **a reduction at the output** (matmul, conv, a reduce op with an elementwise epilogue):
   multi-level tiling "SSRSRS" -- every spatial axis split in three (outer tiles run in
   parallel, middle tiles, inner register tile), every reduction axis in two, the innermost
-  spatial loop vectorized and the register tile optionally unrolled. The reduction can
-  accumulate in a small local buffer (cache_write, or the reduction itself when an epilogue
-  reads it) computed at either tile level of the output, so the epilogue is applied on the way
-  out of the tile.
+  spatial loop vectorized and the register tile's inner loops unrolled up to a bound on
+  the copies (a knob). The reduction can accumulate in a small local buffer (cache_write, or
+  the reduction itself when an epilogue reads it) computed at either tile level of the
+  output, so the epilogue is applied on the way out of the tile.
 - **an injective output over other reductions** (softmax, norms): the output's outer axes run
   in parallel, its last axis is split for the vector unit; each remaining stage is computed
   either at the root or inside the output's parallel loop (a knob), while the data is in cache.
@@ -29,6 +29,9 @@ from .task import Task
 
 #: Largest inner factor of a split (vector tiles of 64 float32 cover 8 AVX2 registers).
 MAX_INNER = 64
+#: Choices of the ``unroll`` knob: the most copies of the loop body that unrolling the
+#: register tile's inner loops may make (0: none).
+UNROLL_STEPS = [0, 16, 64, 512]
 
 
 def auto_task(outputs, target="llvm", name=None, args=None):
@@ -229,7 +232,7 @@ def _schedule_tiled(s, cfg, red, out):
         name = f"tile_{iv.var.name}"
         cfg.define_split(name, iv, num_outputs=2, policy="power2", max_factor=MAX_INNER)
         rtiles.append(cfg[name])
-    cfg.define_knob("unroll", [False, True])
+    cfg.define_knob("unroll", UNROLL_STEPS)
     if red is out:
         cfg.define_knob("cache_write", [True, False])
         acc = s.cache_write(out, "local") if cfg["cache_write"].val else None
@@ -244,7 +247,9 @@ def _schedule_tiled(s, cfg, red, out):
         rlev = [t.apply(s, st, iv) for t, iv in zip(rtiles, reduce_)]
         st.reorder(*outer, *middle, *[r[0] for r in rlev], *inner[:-1],
                    *[r[1] for r in rlev], inner[-1])
-        _annotate(st, cfg, inner, [r[1] for r in rlev])
+        st.vectorize(inner[-1])
+        _unroll(st, cfg, [(iv, t.size[2]) for iv, t in zip(inner[:-1], tiles)] +
+                [(r[1], t.size[1]) for r, t in zip(rlev, rtiles)])
         return _parallel(st, outer)
     st.reorder(*outer, *middle, *inner)
     st.vectorize(inner[-1])
@@ -261,15 +266,23 @@ def _schedule_tiled(s, cfg, red, out):
         rlev = [t.apply(s, ast, iv) for t, iv in zip(rtiles, ast.op.reduce_axis)]
         a_in = list(ast.op.axis)
         ast.reorder(*[r[0] for r in rlev], *[r[1] for r in rlev], *a_in)
-    _annotate(ast, cfg, a_in, [])
+    ast.vectorize(a_in[-1])
+    _unroll(ast, cfg, [(iv, t.size[2]) for iv, t in zip(a_in[:-1], tiles)])
     return par
 
 
-def _annotate(st, cfg, inner, rinner):
-    st.vectorize(inner[-1])
-    if cfg["unroll"].val:
-        for iv in [*inner[:-1], *rinner]:
-            st.unroll(iv)
+def _unroll(st, cfg, loops):
+    """Unroll the innermost of ``loops`` ((axis, extent) pairs, outermost first, all inside
+    the vector loop's parents) while the copies they make stay within the ``unroll`` knob's
+    step: a bound on the unrolled body, not a yes/no over every register-tile loop, which on
+    a 16x16x32 tile made 16384 copies and a build that outlasted the measurement timeout
+    (Ansor's ``auto_unroll_max_step`` bounds it the same way)."""
+    copies = 1
+    for iv, extent in reversed(loops):
+        copies *= extent
+        if copies > cfg["unroll"].val:
+            break
+        st.unroll(iv)
 
 
 def _parallel(st, outer):

@@ -127,3 +127,32 @@ def test_the_baseline_is_register_tiled_and_correct():
     got = np.full(want.shape, np.nan, np.float32)
     task.build(task.baseline_config())(*inputs, got)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+
+def _unrolled(task, **knobs):
+    """Names and extents of the loops the point ``knobs`` (over the baseline) unrolls."""
+    config = task.baseline_config().to_dict()
+    config.update(knobs)
+    space = task.config_space
+    sched, _ = task.instantiate(space.get(space.index_of(config)))
+    return sorted(iv.var.name for st in sched.stages
+                  for iv, (kind, _) in st.iter_var_attrs.items() if kind == "unroll")
+
+
+def test_unroll_step_bounds_the_unrolled_body():
+    """The unroll knob unrolls the innermost register-tile loops while the copies they make
+    fit its step, so no point's body explodes (a 16x16x32 tile unrolled whole made 16384
+    copies and a 4-minute build)."""
+    task = autotune.auto_task(_matmul(64, 64, 64))
+    tile = {"tile_i": [-1, 1, 4], "tile_j": [-1, 1, 16], "tile_k": [-1, 16]}
+    direct = dict(tile, cache_write=False)   # nest: ... i.inner(4) k.inner(16) j.inner(vec)
+    assert _unrolled(task, unroll=0, **direct) == []
+    assert _unrolled(task, unroll=16, **direct) == ["k.inner"]
+    assert _unrolled(task, unroll=64, **direct) == ["i.inner", "k.inner"]
+    cached = dict(tile, cache_write=True, attach=1)   # accumulator nest: k, then i(4) j(vec)
+    assert _unrolled(task, unroll=16, **cached) == ["i.c"]
+    assert _unrolled(task, unroll=0, **cached) == []
+    big = {"tile_i": [-1, 1, 64], "tile_j": [-1, 1, 64], "tile_k": [-1, 64],
+           "cache_write": False, "unroll": 512}
+    assert _unrolled(task, **big) == ["k.inner"]
