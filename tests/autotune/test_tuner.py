@@ -226,6 +226,24 @@ def test_screening_bounds_the_lowerings_of_a_plan():
     assert tuner.best_cost < first / 2   # the model-guided plans beat the random one
 
 
+def test_exploration_points_are_new_and_half_are_neighbours_of_the_best():
+    """Beside the knob walk, the loop-feature model ranks random points and one-knob
+    neighbours of the best measured ones; none of them is excluded (visited or planned)."""
+    task = autotune.create_task("test_tuner.huge", (8,))
+    space = task.config_space
+    tuner = XGBTuner(task, seed=3)
+    best = [space.random_index(tuner.rng) for _ in range(2)]
+    exclude = {space.neighbour(best[0], tuner.rng) for _ in range(20)} | set(best)
+    picks = tuner._explore(40, exclude, best)
+    assert len(picks) == len(set(picks)) == 40 and not set(picks) & exclude
+
+    def distance(a, b):
+        return sum(x != y for x, y in zip(space.choices(a), space.choices(b)))
+    near = [i for i in picks if min(distance(i, b) for b in best) == 1]
+    assert 15 <= len(near) <= 25   # about half; a random point of 20^6 is never one move away
+    assert len(tuner._explore(5, set(), [])) == 5   # no measured point yet: all random
+
+
 def test_feature_pool_matches_lowering_here_and_caps_each_candidate():
     """Forked children give exactly the features of lowering in this process; a point whose
     lowering raises or overruns the time cap has none, and the pool goes on serving (the
