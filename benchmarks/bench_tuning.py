@@ -7,8 +7,10 @@ nothing is simulated. The figure of merit, from the issue: trials each tuner nee
 95% of the best throughput any run found for that task (XGBTuner should need at most half of
 what random search needs). The machine is shared: /proc/pressure/cpu is printed with the
 figures, and every run of a task is measured in the same process by one measurer: costs are
-timed against the same baseline (the task's first point) in the same unit, so the best of
-one run compares with the best of another.
+timed against the same baseline (the task's register-tiled point) in the same unit, so the best of
+one run compares with the best of another. The configs near the top are measured again at the
+end (five interleaved rounds, median), and the curves and the criterion use those figures: the
+best of hundreds of single samples overstates the fastest config's speed.
 
     python benchmarks/bench_tuning.py                          # all tasks, 3 seeds, 96 trials
     python benchmarks/bench_tuning.py --tasks matmul --trials 64 --seeds 2
@@ -61,21 +63,48 @@ def capsule(batch=8):
 
 TASKS = {"matmul": matmul, "conv2d": conv2d, "softmax": softmax, "capsule": capsule}
 TUNERS = {"xgb": autotune.XGBTuner, "random": autotune.RandomTuner}
+REMEASURE_ROUNDS = 5
 
 
-def curve(task, tuner_cls, trials, seed, measurer, plan_size):
-    """Best-so-far GFLOP/s after each trial."""
-    best, out = 0.0, []
+def trace(task, tuner_cls, trials, seed, measurer, plan_size):
+    """(config index, GFLOP/s of its tuning measurement, 0 if it failed) per trial."""
+    out = []
 
     def record(tuner, inputs, results):
-        nonlocal best
-        for res in results:
-            if res.error_no == 0 and res.costs:
-                best = max(best, task.flop / float(np.median(res.costs)) / 1e9)
-            out.append(best)
+        for inp, res in zip(inputs, results):
+            ok = res.error_no == 0 and res.costs
+            out.append((inp.config.index,
+                        task.flop / float(np.median(res.costs)) / 1e9 if ok else 0.0))
     kwargs = {"plan_size": plan_size} if tuner_cls is autotune.XGBTuner else {}
     tuner = tuner_cls(task, seed=seed, **kwargs)
-    tuner.tune(trials, measure=measurer.measure, callbacks=[record], progress=False)
+    tuner.tune(trials, measure=measurer.measure, callbacks=[record], progress=False, verify=0)
+    return out
+
+
+def remeasure(task, traces, measurer, share=0.85, rounds=REMEASURE_ROUNDS):
+    """Re-measured GFLOP/s of every config whose tuning measurement came within ``share`` of
+    the best any run recorded: the median of ``rounds`` interleaved measurements.
+
+    A tuning measurement is one paired sample, and the best of hundreds of noisy samples is
+    biased upward (here up to 10% over the same config measured again), so "95% of the best
+    found" is judged on these figures, not on the single samples."""
+    top = max(g for t in traces for _, g in t)
+    near = sorted({i for t in traces for i, g in t if g >= share * top})
+    samples = {i: [] for i in near}
+    for _ in range(rounds):
+        for i, res in zip(near, measurer.measure(task, near)):
+            if res.error_no == 0 and res.costs:
+                samples[i].append(task.flop / float(np.median(res.costs)) / 1e9)
+    return {i: float(np.median(v)) for i, v in samples.items() if v}
+
+
+def curve(trace_, verified):
+    """Best-so-far GFLOP/s after each trial, re-measured figures replacing the samples of the
+    configs that have them."""
+    best, out = 0.0, []
+    for index, g in trace_:
+        best = max(best, verified.get(index, g))
+        out.append(best)
     return out
 
 
@@ -90,6 +119,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--trials", type=int, default=96)
+    ap.add_argument("--random-trials", type=int, default=None,
+                    help="trials of RandomTuner (default --trials): random search needs many "
+                         "more to reach the top, and its own count is the criterion's yardstick")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0,
                     help="seeds first-seed .. first-seed + seeds - 1 (to add runs to earlier ones)")
@@ -107,17 +139,26 @@ def main():
         task = autotune.auto_task(TASKS[name]())
         print(f"\n{name}: {task.key}, {len(task.config_space)} points, "
               f"{task.flop / 1e9:.2f} GFLOP per run")
+        traces = {}
         with Measurer(option) as measurer:
             for seed in seeds:
                 for tname, cls in TUNERS.items():
                     t0 = time.perf_counter()
-                    c = curve(task, cls, args.trials, seed, measurer, args.plan_size)
-                    curves[(name, tname, seed)] = c
-                    print(f"  seed {seed} {tname:6s}: best {c[-1]:7.1f} GFLOP/s after "
-                          f"{len(c)} trials ({time.perf_counter() - t0:.0f} s)", flush=True)
+                    n = args.random_trials if tname == "random" and args.random_trials \
+                        else args.trials
+                    traces[tname, seed] = trace(task, cls, n, seed, measurer, args.plan_size)
+                    print(f"  seed {seed} {tname:6s}: best sample "
+                          f"{max(g for _, g in traces[tname, seed]):7.1f} GFLOP/s after "
+                          f"{len(traces[tname, seed])} trials "
+                          f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            verified = remeasure(task, list(traces.values()), measurer)
+        print(f"  re-measured {len(verified)} configs near the top, {REMEASURE_ROUNDS} rounds "
+              "each")
+        for (tname, seed), t in traces.items():
+            curves[(name, tname, seed)] = curve(t, verified)
         top = max(max(curves[(name, t, s)]) for t in TUNERS for s in seeds)
         need = {t: [trials_to(curves[(name, t, s)], 0.95 * top) for s in seeds] for t in TUNERS}
-        print(f"  trials to 95% of the best found ({top:.1f} GFLOP/s): "
+        print(f"  trials to 95% of the best found ({top:.1f} GFLOP/s re-measured): "
               + ", ".join(f"{t} {need[t]}" for t in TUNERS))
     print(f"\ncpu pressure after: {cpu_pressure()}")
     if args.json:
