@@ -71,6 +71,8 @@ BENCHES = {
     "threads": Bench("bench_threads.py", [], ["--size", "128", "--rounds", "2", "--calls", "4"]),
     "tuning": Bench("bench_tuning.py", [], ["--tasks", "softmax", "--trials", "8", "--seeds",
                                             "1"], "single"),
+    "peak": Bench("bench_peak.py", [], ["--iterations", "2000000", "--rounds", "2"], "list",
+                  json=False),
     "cuda": Bench("bench_cuda.py", [], ["--size", "1024", "--rounds", "2", "--reps", "2"],
                   json=False),
 }
