@@ -275,8 +275,8 @@ def _unroll(st, cfg, loops):
     """Unroll the innermost of ``loops`` ((axis, extent) pairs, outermost first, all inside
     the vector loop's parents) while the copies they make stay within the ``unroll`` knob's
     step: a bound on the unrolled body, not a yes/no over every register-tile loop, which on
-    a 16x16x32 tile made 16384 copies and a build that outlasted the measurement timeout
-    (Ansor's ``auto_unroll_max_step`` bounds it the same way)."""
+    a 16x16 tile with a 32x2 reduction tile made 16384 copies and a build that outlasted the
+    measurement timeout (Ansor's ``auto_unroll_max_step`` bounds it the same way)."""
     copies = 1
     for iv, extent in reversed(loops):
         copies *= extent
