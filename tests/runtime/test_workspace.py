@@ -79,8 +79,8 @@ def test_blocks_over_the_budget_are_not_kept(ws):
 
 
 def test_a_kernel_calling_again_takes_no_page_faults_for_its_intermediates():
-    """Two parallel chunks, each with a 4 MB intermediate: with plain malloc / free the 20
-    calls faulted about 10000 pages in here."""
+    """Two parallel chunks, each with a 4 MB intermediate: with plain malloc / free 20 calls
+    faulted about 10000 pages in here, every time."""
     n = 1 << 20
     A = te.placeholder((2, n), name="A")
     T = te.compute((2, n), lambda b, i: A[b, i] * 2.0, name="T")
@@ -94,8 +94,13 @@ def test_a_kernel_calling_again_takes_no_page_faults_for_its_intermediates():
     for _ in range(3):
         f(a, out)
     np.testing.assert_allclose(out, a[:, ::-1] * 2 + 1, rtol=1e-6)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):
-        f(a, out)
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before < 400
+
+    def faults_of_20_calls():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            f(a, out)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    # The count is the whole process's: a thread left running by an earlier test can fault
+    # pages meanwhile (a CI run saw 1031), so the quietest of three windows is judged.
+    assert min(faults_of_20_calls() for _ in range(3)) < 400
     assert "tensorc_workspace_alloc" in f.get_source("llvm")
