@@ -14,7 +14,7 @@ import argparse
 import time
 
 import numpy as np
-from bench_tuning import TASKS
+from bench_tuning import TASKS, gflops
 from common import cpu_pressure
 
 from tensorc import autotune
@@ -42,9 +42,7 @@ def measure_points(name, points, seed, threads):
     option = MeasureOption(number=3, repeat=3, timeout=10, threads=threads)
     with Measurer(option) as measurer:
         for at in range(0, len(index), 16):
-            for res in measurer.measure(task, index[at:at + 16]):
-                ok = res.error_no == 0 and res.costs
-                speed.append(task.flop / float(np.median(res.costs)) / 1e9 if ok else 0.0)
+            speed += [gflops(task, res) for res in measurer.measure(task, index[at:at + 16])]
     print(f"measured {len(index)} in {time.perf_counter() - t0:.0f} s", flush=True)
     return {"loop": np.stack([feats[k] for k in keep]).astype(np.float32),
             "knob": np.array([space.choices(i) for i in index], dtype=np.float32),

@@ -66,15 +66,19 @@ TUNERS = {"xgb": autotune.XGBTuner, "random": autotune.RandomTuner}
 REMEASURE_ROUNDS = 5
 
 
+def gflops(task, result):
+    """GFLOP/s of one measurement (the median of its runs), 0 if it failed."""
+    if result.error_no != 0 or not result.costs:
+        return 0.0
+    return task.flop / float(np.median(result.costs)) / 1e9
+
+
 def trace(task, tuner_cls, trials, seed, measurer, plan_size):
     """(config index, GFLOP/s of its tuning measurement, 0 if it failed) per trial."""
     out = []
 
     def record(tuner, inputs, results):
-        for inp, res in zip(inputs, results):
-            ok = res.error_no == 0 and res.costs
-            out.append((inp.config.index,
-                        task.flop / float(np.median(res.costs)) / 1e9 if ok else 0.0))
+        out.extend((inp.config.index, gflops(task, res)) for inp, res in zip(inputs, results))
     kwargs = {"plan_size": plan_size} if tuner_cls is autotune.XGBTuner else {}
     tuner = tuner_cls(task, seed=seed, **kwargs)
     tuner.tune(trials, measure=measurer.measure, callbacks=[record], progress=False, verify=0)
@@ -104,8 +108,8 @@ def remeasure(task, traces, measurer, share=0.85, rounds=REMEASURE_ROUNDS):
         runs = {i: [] for i in todo}
         for _ in range(rounds):
             for i, res in zip(todo, measurer.measure(task, todo)):
-                if res.error_no == 0 and res.costs:
-                    runs[i].append(task.flop / float(np.median(res.costs)) / 1e9)
+                if (g := gflops(task, res)) > 0:
+                    runs[i].append(g)
         verified.update({i: float(np.median(v)) if v else 0.0 for i, v in runs.items()})
         threshold = min(threshold, share * max(verified.values()))
 
