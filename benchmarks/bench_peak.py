@@ -75,6 +75,13 @@ def gflops(fn, lanes, chains, threads, iterations, rounds):
     return best
 
 
+def fma_peak(threads, chains=12, iterations=20_000_000, rounds=5):
+    """The FMA peak in flop/s on ``threads`` threads: what other benchmarks divide by."""
+    lanes = vector_lanes("float32")
+    engine, fn = compile_kernel(lanes, chains)   # the engine owns fn's code: keep it alive
+    return gflops(fn, lanes, chains, threads, iterations, rounds) * 1e9
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])

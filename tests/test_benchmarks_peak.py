@@ -16,3 +16,10 @@ def test_chains_compute_the_recurrence_and_count_flops():
     fn(2, ctypes.addressof(out))   # a -> a * 0.5 + 0.25 twice from 1.0: 0.75, then 0.625
     assert list(out) == [chains * 0.625] * lanes
     assert bench_peak.gflops(fn, lanes, chains, threads=2, iterations=1000, rounds=1) > 0
+
+
+def test_fma_peak_is_in_flops_per_second():
+    """A short loop: positive and in flop/s (the GFLOP/s figure times 1e9), as
+    bench_capsule divides by it."""
+    peak = bench_peak.fma_peak(1, iterations=100_000, rounds=2)
+    assert 1e8 < peak < 1e14

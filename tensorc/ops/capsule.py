@@ -192,8 +192,18 @@ def capsule_routing(x, W=None, iterations=3, eps=EPS, name="v", lanes=0, weight_
     return dynamic_routing(u_hat, iterations, eps, name)
 
 
+#: The narrowest blocks whose rounds recompute their prediction vectors (``recompute`` None
+#: in ``predict_and_route_lanes``). A block keeps its u_hat in memory (lanes x 737 KB at MNIST
+#: sizes, beyond the L2 cache) and streams it from L3 once per round; recomputing a chunk of it
+#: in L1 instead costs Din multiply-adds per element, each broadcasting one element of W
+#: against all lanes, so it is the cheaper of the two on 16-float vectors (AVX-512: 1.14 vs
+#: 1.38 ms at batch 32, 4.3 vs 5.1 at 128 on 2 threads of a Zen 5) and the dearer on 8 (the
+#: same machine restricted to AVX2: 2.1 vs 1.6, 7.9 vs 5.5; benchmarks/RESULTS.md).
+RECOMPUTE_LANES = 16
+
+
 def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v",
-                            weight_layout="IJDK"):
+                            weight_layout="IJDK", recompute=None):
     """v (B, J, Dout) = dynamic_routing(predict(u, W)), computed with the batch in vector lanes.
 
     The batch is cut into blocks of ``lanes`` elements (the last one padded with zero
@@ -203,9 +213,12 @@ def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v",
     against L batch elements, and a logit's dot product over Dout, the softmax over j and the
     weighted sum over i are elementwise across the lanes: no repacking of W, no horizontal
     sums. The price is a block's prediction vectors in memory (5.9 MB at MNIST sizes and 8
-    lanes), which ``capsule_schedule.schedule_routing_lanes`` streams once per round. Stages
-    and parts are named as in ``predict`` and ``dynamic_routing``; the result carries
-    ``attrs["lanes"]``. ``weight_layout`` is W's, as in ``predict``.
+    lanes), which ``capsule_schedule.schedule_routing_lanes`` streams once per round, or,
+    with ``recompute`` (None: at least ``RECOMPUTE_LANES`` lanes), every round computes its
+    own prediction vectors (parts "u_hat0", "u_hat1", ...), which the schedule places chunk
+    by chunk where the round reads them. Stages and parts are named as in ``predict`` and
+    ``dynamic_routing``; the result carries ``attrs["lanes"]`` and ``attrs["recompute"]``.
+    ``weight_layout`` is W's, as in ``predict``.
     """
     op = "capsule.predict_and_route_lanes"
     J, Dout, Din = _predict_shapes(op, u, W, weight_layout)
@@ -214,6 +227,10 @@ def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v",
     if iterations < 1 or lanes < 1:
         raise ValueError(f"{op}: iterations and lanes must be at least 1, got {iterations} "
                          f"and {lanes}")
+    if recompute is None:
+        recompute = lanes >= RECOMPUTE_LANES
+    elif not isinstance(recompute, bool):
+        raise TypeError(f"{op}: recompute must be True, False or None, got {recompute!r}")
     B, I, _ = u.shape
     L, dtype = lanes, u.dtype
     w_at = _weight_at(W, weight_layout)
@@ -225,12 +242,17 @@ def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v",
         return te.if_then_else(b < B, u[te.min(b, B - 1), i, k], te.const(0, dtype))
     shape5 = (-(-B // L), I, J, Dout, L)
     uT = _stage((shape5[0], I, Din, L), lane_of_u, f"{name}.u_lanes", "routing", part="pack")
-    k = te.reduce_axis((0, Din), name="k")
-    uh = _stage(shape5, lambda bo, i, j, d, lane: te.sum(w_at(i, j, d, k) * uT[bo, i, k, lane],
-                                                         axis=k),
-                f"{name}.u_hat", "routing", part="u_hat")
+
+    def prediction(suffix):
+        k = te.reduce_axis((0, Din), name="k")
+        return _stage(shape5, lambda bo, i, j, d, lane: te.sum(
+            w_at(i, j, d, k) * uT[bo, i, k, lane], axis=k),
+            f"{name}.u_hat{suffix}", "routing", part=f"u_hat{suffix}")
+    uh = None if recompute else prediction("")
     V = None  # running sum of the rounds' outputs, as in dynamic_routing
     for r in range(iterations):
+        if recompute:
+            uh = prediction(r)
         c = None if V is None else _coupling_lanes(uh, V, f"{name}.c{r}", r)
         s = _weighted_sum_lanes(uh, c, f"{name}.s{r}", r)
         dn = te.reduce_axis((0, Dout), name="d")
@@ -240,7 +262,8 @@ def predict_and_route_lanes(u, W, iterations=3, eps=EPS, lanes=8, name="v",
         if r < iterations - 1:
             V = _running_sum_lanes(s, n2, V, eps, f"{name}.V{r + 1}", r)
     return _stage((B, J, Dout), lambda b, j, d: s[b // L, j, d, b % L] * _squash_scale(
-        n2[b // L, j, b % L], eps), name, "routing", iterations=iterations, lanes=L)
+        n2[b // L, j, b % L], eps), name, "routing", iterations=iterations, lanes=L,
+        recompute=recompute)
 
 
 def _weighted_sum_lanes(uh, c, name, r):
@@ -380,10 +403,20 @@ def em_votes(pose, W, stride=1, name="votes"):
 
 
 from . import capsule_schedule  # noqa: E402, F401  (registers the "capsule" schedules)
-from .capsule_api import (cache_info, run_dynamic_routing, run_em_votes,  # noqa: E402
-                          run_predict, run_predict_and_route, run_squash)
 
-__all__ = ["EPS", "WEIGHT_LAYOUTS", "cache_info", "capsule_routing", "dynamic_routing",
-           "em_votes", "pack_weight", "predict", "predict_and_route_lanes",
-           "run_dynamic_routing", "run_em_votes", "run_predict", "run_predict_and_route",
-           "run_squash", "squash"]
+#: The numpy-level functions of ``capsule_api``, reachable here. Looked up on first use
+#: (PEP 562): capsule_api builds on this module, so importing it from here would make
+#: whichever of the two is imported first see the other half-initialized.
+_API = ("cache_info", "run_dynamic_routing", "run_em_votes", "run_predict",
+        "run_predict_and_route", "run_squash")
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import capsule_api
+        return getattr(capsule_api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["EPS", "RECOMPUTE_LANES", "WEIGHT_LAYOUTS", "capsule_routing", "dynamic_routing",
+           "em_votes", "pack_weight", "predict", "predict_and_route_lanes", "squash", *_API]

@@ -16,10 +16,13 @@ The blocks run in parallel.
 The lanes layout (``capsule.predict_and_route_lanes``, batch >= 4) is scheduled by
 ``schedule_routing_lanes``: per block of one vector of batch elements, the prediction
 broadcasts each element of W (read in place) against the block, and each round runs over
-chunks of input capsules, all vertical vector arithmetic.
+chunks of input capsules, all vertical vector arithmetic. Blocks of 16 lanes (AVX-512)
+recompute each chunk's prediction vectors in every round instead of keeping the block's in
+memory (``capsule.RECOMPUTE_LANES``).
 """
 import functools
 
+from .capsule import RECOMPUTE_LANES
 from .schedule_cpu import PARALLEL_MIN, composite_parts, register_schedule, vector_lanes
 from .util import prod
 
@@ -212,10 +215,11 @@ LANE_CHUNK = 4
 
 #: The narrowest vectors the lanes layout is used with (``cpu_lanes``).
 MIN_LANES = 4
-#: The widest block: a block keeps its prediction vectors in memory (lanes x 737 KB at MNIST
-#: sizes) and streams them once per round, so a wider vector unit is not a reason for wider
-#: blocks. On AVX-512, 16-lane blocks (11.8 MB) took 1.6x as long as 8-lane ones at batch 32
-#: and 128 on 2 threads (benchmarks/RESULTS.md, ninth session).
+#: The widest block that keeps its prediction vectors in memory (lanes x 737 KB at MNIST
+#: sizes), streaming them once per round: a wider vector unit is not a reason for wider blocks
+#: there. On AVX-512, 16-lane blocks (11.8 MB) took 1.6x as long as 8-lane ones at batch 32 and
+#: 128 on 2 threads (benchmarks/RESULTS.md, ninth session) -- unless the rounds recompute the
+#: vectors (``capsule.RECOMPUTE_LANES``), which 16-lane blocks do.
 MAX_LANES = 8
 
 #: Output dimensions whose predictions accumulate in registers together in the lanes layout
@@ -225,12 +229,17 @@ LANE_DBLOCK = 4
 
 @functools.lru_cache(maxsize=None)   # asked on every run_predict_and_route call
 def cpu_lanes(batch, dtype):
-    """The ``lanes`` of ``capsule.capsule_routing`` on this CPU: the native vector width (at most
-    ``MAX_LANES``), halved while that is more than the batch, down to 4; 0 (the layout with
-    Dout in vectors) for a batch below 4. At MNIST sizes on 2 threads (benchmarks/RESULTS.md)
-    4 lanes beat the other layout already at batch 4, not at batch 1: a single block runs its
-    rounds on one thread."""
-    lanes = min(vector_lanes(dtype), MAX_LANES)
+    """The ``lanes`` of ``capsule.capsule_routing`` on this CPU. A batch that fills a vector
+    of at least ``capsule.RECOMPUTE_LANES`` takes the native width (its blocks recompute their
+    prediction vectors each round). Otherwise the native width, at most ``MAX_LANES``, halved
+    while that is more than the batch, down to 4; 0 (the layout with Dout in vectors) for a
+    batch below 4. At MNIST sizes on 2 threads (benchmarks/RESULTS.md) 4 lanes beat the other
+    layout already at batch 4, not at batch 1: a single block runs its rounds on one
+    thread."""
+    native = vector_lanes(dtype)
+    if native >= RECOMPUTE_LANES and batch >= native:
+        return native
+    lanes = min(native, MAX_LANES)
     while lanes > MIN_LANES and lanes > batch:
         lanes //= 2
     return lanes if batch >= lanes else 0
@@ -244,7 +253,9 @@ def _divisor(n, most):
 def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
     """``capsule.predict_and_route_lanes``: per block of ``lanes`` batch elements (the
     blocks in parallel), the block's prediction vectors, then every round over them, each
-    stage vectorized across the lanes.
+    stage vectorized across the lanes. With ``recompute``, each round computes a chunk's
+    prediction vectors right before its logits and weighted sum read them, from u packed per
+    block.
 
     With fewer blocks than threads, the prediction runs first, in parallel over (block, input
     capsule), and each round's weighted sum is split over input capsules (rfactor) into one
@@ -254,12 +265,19 @@ def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
     L = v.op.attrs["lanes"]
     B = v.shape[0]
     bo, _ = st.split(st.op.axis[0], factor=L)
-    uh = parts["u_hat"]
-    I = uh.shape[1]
+    I = parts["pack"].shape[1]
     whole_blocks = -(-B // L) >= _threads()
     if whole_blocks:
         st.parallel(bo)
-    _schedule_prediction_lanes(s, parts, dblock, st if whole_blocks else None, bo)
+    recompute = v.op.attrs.get("recompute")
+    if not recompute:
+        per_i = _schedule_prediction_lanes(s, parts["u_hat"], dblock,
+                                           st if whole_blocks else None, bo)
+        _pack_lanes(s, parts["pack"], s[parts["u_hat"]], per_i)
+    elif whole_blocks:
+        _pack_lanes(s, parts["pack"], st, bo)
+    else:
+        _pack_lanes(s, parts["pack"], None, None)
     split = 1 if whole_blocks else _divisor(I, _threads())
     at = (st, bo) if split == 1 else None   # where a round's small per-block stages go
     for r in range(v.op.attrs["iterations"]):
@@ -273,6 +291,8 @@ def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
         ts.reorder(io, tj, td, ii, tl)
         ts.unroll(ii)
         ts.vectorize(tl)
+        if recompute:
+            _schedule_prediction_lanes(s, parts[f"u_hat{r}"], dblock, ts, io)
         if r:
             for name in ("logit", "max", "exp", "sum", "c"):
                 cs = s[parts[f"{name}{r}"]]
@@ -286,11 +306,11 @@ def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
     return s
 
 
-def _schedule_prediction_lanes(s, parts, dblock, parent, loop):
-    """u_hat of the lanes layout at ``loop`` of ``parent`` (one block), or at the root in
-    parallel over (block, input capsule) (``parent`` None): Dout in register blocks of
-    ``dblock`` accumulators, each W element broadcast against the lanes."""
-    uh = parts["u_hat"]
+def _schedule_prediction_lanes(s, uh, dblock, parent, loop):
+    """Prediction vectors ``uh`` of the lanes layout at ``loop`` of ``parent`` (one block,
+    or one chunk of a round's input capsules), or at the root in parallel over (block, input
+    capsule) (``parent`` None): Dout in register blocks of ``dblock`` accumulators, each W
+    element broadcast against the lanes. Returns the loop over input capsules."""
     acc = s.cache_write(uh, "local")
     su = s[uh]
     ub, ui, _, ud, ul = su.op.axis
@@ -311,9 +331,18 @@ def _schedule_prediction_lanes(s, parts, dblock, parent, loop):
     at.unroll(k)
     at.unroll(ad)
     at.vectorize(al)
-    pack = s[parts["pack"]]
-    pack.compute_at(su, per_i)
-    pack.vectorize(pack.op.axis[-1])
+    return per_i
+
+
+def _pack_lanes(s, pack, parent, loop):
+    """u in the lanes layout at ``loop`` of ``parent``, or at the root, in parallel over
+    (block, input capsule)."""
+    ps = s[pack]
+    if parent is not None:
+        ps.compute_at(parent, loop)
+    else:
+        ps.parallel(ps.fuse(*ps.op.axis[:2]))
+    ps.vectorize(ps.op.axis[-1])
 
 
 def _split_sum(s, t, parts):

@@ -154,6 +154,28 @@ def test_predict_and_route_lanes(monkeypatch, batch, lanes, threads, iterations)
     assert rel_l2(got, ref) < 1e-5
 
 
+@pytest.mark.parametrize("batch,lanes,threads,iterations", [
+    (35, 16, 2, 3),  # whole blocks, a partial last one
+    (16, 16, 2, 2),  # one block: each round split over input capsules
+    (7, 4, 1, 1)])   # narrow vectors, one round
+def test_predict_and_route_lanes_recomputed(monkeypatch, batch, lanes, threads, iterations):
+    """Every round computes its own prediction vectors, chunk by chunk: the same v, and no
+    buffer of a block's whole u_hat."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: threads)
+    u, a, W, w = inputs(batch)
+    v = capsule.predict_and_route_lanes(u, W, iterations, lanes=lanes, recompute=True)
+    assert v.op.attrs["recompute"] and (lanes >= capsule.RECOMPUTE_LANES) == \
+        capsule.predict_and_route_lanes(u, W, iterations, lanes=lanes).op.attrs["recompute"]
+    text = lowered(v, [u, W, v])
+    chunk = capsule_schedule._divisor(I, capsule_schedule.LANE_CHUNK)   # 37 is prime: 1
+    for r in range(iterations):
+        assert f"v.u_hat{r} = allocate(float32[{chunk * J * DOUT * lanes}]" in text
+    assert "v.u_hat =" not in text
+    ref = np_routing(np_predict(a, w), iterations)
+    got = check(v, {u: a, W: w}, lambda *_: ref, rtol=1e-5, atol=1e-6)
+    assert rel_l2(got, ref) < 1e-5
+
+
 @pytest.mark.parametrize("threads,iterations", [(2, 3), (4, 2)])
 def test_lanes_rounds_split_over_input_capsules_with_fewer_blocks_than_threads(
         monkeypatch, threads, iterations):
@@ -197,6 +219,8 @@ def test_capsule_routing_rejects_bad_lanes():
         capsule.predict_and_route_lanes(u, W, 3, lanes=0)
     with pytest.raises(TypeError, match="lanes"):
         capsule.capsule_routing(u, W, 3, lanes=2.5)
+    with pytest.raises(TypeError, match="recompute must be True, False or None"):
+        capsule.predict_and_route_lanes(u, W, 3, lanes=4, recompute="yes")
 
 
 @pytest.mark.parametrize("axis", [-1, 1])
@@ -287,23 +311,29 @@ def test_run_functions_match_the_references():
     assert rel_l2(capsule.run_em_votes(pose, wv, stride=2), np_votes(pose, wv, 2)) < 1e-5
 
 
+@pytest.mark.parametrize("native,expected", [
+    (16, {3: 0, 5: 4, 8: 8, 11: 8, 16: 16, 128: 16}),   # AVX-512: 16-lane blocks recompute
+    (8, {3: 0, 5: 4, 8: 8, 11: 8, 16: 8, 128: 8}),      # AVX2: at most MAX_LANES, stored
+    (4, {3: 0, 4: 4, 128: 4})])
+def test_cpu_lanes_by_vector_width_and_batch(monkeypatch, native, expected):
+    monkeypatch.setattr(capsule_schedule, "vector_lanes", lambda dtype: native)
+    for batch, lanes in expected.items():
+        assert capsule_schedule.cpu_lanes.__wrapped__(batch, "float32") == lanes, batch
+
+
 def test_run_predict_and_route_takes_the_lanes_layout_for_a_full_vector_of_batch(monkeypatch):
     from tensorc.ops import capsule_api
     from tensorc.ops.schedule_cpu import vector_lanes
-    lanes = min(vector_lanes("float32"), capsule_schedule.MAX_LANES)
-    assert capsule_schedule.cpu_lanes(lanes, "float32") == lanes
-    assert capsule_schedule.cpu_lanes(lanes + 3, "float32") == lanes
-    assert capsule_schedule.cpu_lanes(128, "float32") == lanes  # no wider than MAX_LANES
-    assert capsule_schedule.cpu_lanes(5, "float32") == min(4, lanes)
-    assert capsule_schedule.cpu_lanes(3, "float32") == 0
+    batch = vector_lanes("float32") + 3
+    lanes = capsule_schedule.cpu_lanes(batch, "float32")
     built = []
     real = capsule.predict_and_route_lanes
     monkeypatch.setattr(capsule, "predict_and_route_lanes",
                         lambda *a, **k: built.append(a[4]) or real(*a, **k))
     capsule_api.cache_clear()
     rng = np.random.default_rng(7)
-    for batch in (lanes + 3, 3):
-        a = rng.uniform(-1, 1, (batch, I, DIN)).astype("float32")
+    for b in (batch, 3):
+        a = rng.uniform(-1, 1, (b, I, DIN)).astype("float32")
         w = rng.uniform(-0.3, 0.3, (I, J, DOUT, DIN)).astype("float32")
         got = capsule.run_predict_and_route(a, w, iterations=3)
         assert rel_l2(got, np_routing(np_predict(a, w), 3)) < 1e-5
@@ -411,3 +441,16 @@ def test_schedule_rejects_an_unknown_prediction_placement():
     v = capsule.dynamic_routing(capsule.predict(u, W), 2)
     with pytest.raises(ValueError, match="predict must be one of"):
         capsule_schedule.schedule_routing(te.create_schedule(v.op), v, predict="inner")
+
+
+@pytest.mark.parametrize("first", ["tensorc.ops.capsule_api", "tensorc.ops.capsule_schedule",
+                                   "tensorc.ops.capsule"])
+def test_capsule_modules_import_in_any_order(first):
+    """capsule, capsule_api and capsule_schedule build on each other; a fresh process that
+    imports any of them first still gets all three whole."""
+    import subprocess
+    import sys
+    code = (f"import {first}\nfrom tensorc.ops import capsule, capsule_api, capsule_schedule\n"
+            "assert capsule.run_predict_and_route is capsule_api.run_predict_and_route\n"
+            "assert capsule_schedule.cpu_lanes(3, 'float32') == 0\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
