@@ -13,11 +13,6 @@ from .tuner import Tuner, _speed
 
 log = logging.getLogger("tensorc.autotune")
 
-#: Per plan, the loop-feature model's favourite candidates whose one-knob neighbours it also
-#: scores before picking (``XGBTuner._refine``), and how many neighbours each.
-REFINE_PARENTS = 8
-REFINE_CHILDREN = 4
-
 
 class XGBTuner(Tuner):
     """A cost model picks what to measure: AutoTVM's model-based tuner.
@@ -53,8 +48,7 @@ class XGBTuner(Tuner):
     ``screen_ratio`` k: with loop features, annealing walks on a second model, fitted to the
     same measurements over knob numbers (free to compute); the k/2 x plan best points it finds,
     and as many more (one-knob neighbours of the best measured points and random points), are
-    lowered and ranked by the loop-feature model, and so are one-knob neighbours of its
-    favourites among them (``_refine``, ``REFINE_PARENTS`` x ``REFINE_CHILDREN`` points). Annealing with loop features
+    lowered and ranked by the loop-feature model. Annealing with loop features
     lowers up to n_walkers x n_steps points per plan (1280 by default): on a 512^3 matmul's
     auto-template that took minutes per plan on 2 cores, longer than measuring the plan.
     None anneals on the loop-feature model directly (as AutoTVM does).
@@ -148,7 +142,6 @@ class XGBTuner(Tuner):
                     starts=starts, rng=self.rng)
                 screened += self._explore(pool // 2, exclude | set(screened), best[:4])
                 scores = self._score(screened) if screened else np.zeros(0)
-                screened, scores = self._refine(screened, scores, exclude)
                 order = np.argsort(-scores, kind="stable")
                 picks = [screened[k] for k in order if scores[k] > -np.inf]
                 picks = picks[:int(n_model * ratio)]
@@ -166,43 +159,20 @@ class XGBTuner(Tuner):
                   self.plan_seconds[-1])
         return plan
 
-    def _refine(self, points, scores, exclude):
-        """One step uphill on the loop-feature model before anything is measured: the
-        one-knob neighbours of its ``REFINE_PARENTS`` favourites among ``points``
-        (``REFINE_CHILDREN`` each) are scored and pooled with them. The model ranks nearby
-        points well, and a rare fast config is usually a few knob moves from a good one, so
-        its favourites' neighbours are where a plan finds better points than its pool
-        holds. Returns the pooled (points, scores)."""
-        order = np.argsort(-scores, kind="stable")[:REFINE_PARENTS]
-        parents = [points[k] for k in order if scores[k] > -np.inf]
-        children = self._new_points(
-            REFINE_CHILDREN * len(parents), set(exclude) | set(points),
-            lambda k: self.space.neighbour(parents[k % len(parents)], self.rng))
-        if not children:
-            return points, scores
-        return points + children, np.concatenate([scores, self._score(children)])
-
     def _explore(self, n, exclude, best):
         """``n`` unvisited points for the loop-feature model to rank beside the knob walk's:
         half one-knob neighbours of the ``best`` measured points, half random. The knob model
         ranks held-out points poorly (Spearman 0.2-0.4 against 0.55-0.75 for loop features on
         a conv2d space, 16-64 training points), so its walk alone leaves out regions the
         better model would pick; the neighbours refine the fastest configs found so far."""
-        def draw(k):
-            if best and k % 2 == 0:
-                return self.space.neighbour(best[(k // 2) % len(best)], self.rng)
-            return self.space.random_index(self.rng)
-        return self._new_points(n, set(exclude), draw)
-
-    @staticmethod
-    def _new_points(n, taken, draw):
-        """Up to ``n`` distinct points ``draw(k)`` (k = 0, 1, ...) gives that are not in
-        ``taken``, in 4n draws: a small space may not have n more."""
-        out = []
+        out, taken = [], set(exclude)
         for k in range(4 * n):
             if len(out) == n:
                 break
-            i = draw(k)
+            if best and k % 2 == 0:
+                i = self.space.neighbour(best[(k // 2) % len(best)], self.rng)
+            else:
+                i = self.space.random_index(self.rng)
             if i not in taken:
                 out.append(i)
                 taken.add(i)

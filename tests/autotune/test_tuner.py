@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from tensorc import autotune, te
-from tensorc.autotune import xgb_tuner
 from tensorc.autotune.database import TuningDatabase
 from tensorc.autotune.feature_pool import FeaturePool, extract_one
 from tensorc.autotune.measure import MeasureErrorNo, MeasureOption, MeasureResult
@@ -212,8 +211,7 @@ def test_xgb_tuner_with_loop_features_finds_the_best_tiles():
 def test_screening_bounds_the_lowerings_of_a_plan():
     """In a space of 20^6 points, annealing on the loop-feature model would lower up to
     n_walkers x n_steps points per plan; with the knob-model screen a plan lowers at most
-    screen_ratio x plan_size new points and the refinement's neighbours, and the search still
-    homes in on the best knobs."""
+    screen_ratio x plan_size new points, and the search still homes in on the best knobs."""
     task = autotune.create_task("test_tuner.huge", (8,))
 
     def cost(v):
@@ -223,36 +221,9 @@ def test_screening_bounds_the_lowerings_of_a_plan():
     tuner.tune(n_trial=32, measure=synthetic(cost), progress=False)
     plans = len(tuner.plan_seconds)
     assert plans == 4 and tuner.model is not None and tuner._screen is not None
-    per_plan = 4 * 8 + xgb_tuner.REFINE_PARENTS * xgb_tuner.REFINE_CHILDREN
-    assert len(tuner._features) <= 32 + (plans - 1) * per_plan
+    assert len(tuner._features) <= 32 + (plans - 1) * 4 * 8
     first = min(cost(task.config(i).to_dict()) for i, _ in tuner.history[:8])
     assert tuner.best_cost < first / 2   # the model-guided plans beat the random one
-
-
-def test_refinement_scores_neighbours_of_the_model_favourites(monkeypatch):
-    """_refine adds, scored, new one-knob neighbours of the points the model ranks highest,
-    none of them excluded or already in the pool; the pool's own scores are kept."""
-    task = autotune.create_task("test_tuner.huge", (8,))
-    space = task.config_space
-    tuner = XGBTuner(task, seed=5)
-
-    def distance(a, b):
-        return sum(x != y for x, y in zip(space.choices(a), space.choices(b)))
-    pool = [space.random_index(tuner.rng) for _ in range(40)]
-    scores = np.arange(40, dtype=np.float64)          # the model likes the last ones best
-    scores[-1] = -np.inf                              # ... but the very last does not lower
-    favourites = pool[-1 - xgb_tuner.REFINE_PARENTS:-1]
-    exclude = {space.neighbour(favourites[0], tuner.rng) for _ in range(10)}
-    monkeypatch.setattr(tuner, "_score", lambda idx: np.full(len(idx), 100.0))
-    points, got = tuner._refine(pool, scores, exclude)
-    children = points[40:]
-    assert points[:40] == pool and list(got[:40]) == list(scores)
-    assert len(children) == len(set(children)) == \
-        xgb_tuner.REFINE_PARENTS * xgb_tuner.REFINE_CHILDREN
-    assert not set(children) & (exclude | set(pool)) and (got[40:] == 100.0).all()
-    assert all(min(distance(c, f) for f in favourites) == 1 for c in children)
-    points, got = tuner._refine(pool, np.full(40, -np.inf), exclude)
-    assert points == pool and np.isneginf(got).all()   # nothing lowers: nothing to refine
 
 
 def test_exploration_points_are_new_and_half_are_neighbours_of_the_best():
