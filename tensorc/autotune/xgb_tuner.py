@@ -13,6 +13,11 @@ from .tuner import Tuner, _speed
 
 log = logging.getLogger("tensorc.autotune")
 
+#: A plan after ``STALL_PLANS`` plans that did not improve the best is at least this share
+#: random points (``XGBTuner._stalled``).
+STALL_PLANS = 2
+STALLED_RANDOM_SHARE = 0.5
+
 
 class XGBTuner(Tuner):
     """A cost model picks what to measure: AutoTVM's model-based tuner.
@@ -22,9 +27,11 @@ class XGBTuner(Tuner):
     normalized to the best, failures at zero), then simulated annealing (``optimizer``, a
     ``SimulatedAnnealing``) searches the space for the unvisited points the model scores
     highest, starting some walkers from the best measured points; ``random_share`` of the plan
-    is random points instead (exploration the model cannot argue with). With
-    ``diversity_filter_ratio`` r, annealing returns r times as many candidates and a greedy
-    pick keeps those that cover the most distinct knob values for their score.
+    is random points instead (exploration the model cannot argue with), and at least
+    ``STALLED_RANDOM_SHARE`` of it after ``STALL_PLANS`` plans that did not improve the best
+    (``_stalled``). With ``diversity_filter_ratio`` r, annealing returns r times as many
+    candidates and a greedy pick keeps those that cover the most distinct knob values for
+    their score.
 
     ``feature_type``: "itervar" describes each candidate by the loops of its lowered program
     (``features.extract``; one lowering per point scored, cached) -- the model then learns
@@ -123,7 +130,9 @@ class XGBTuner(Tuner):
         if not self._fit():
             plan = self._random_unvisited(self.plan_size, exclude=self._unbuildable)
         else:
-            randoms = self._random_unvisited(round(self.plan_size * self.random_share),
+            share = max(self.random_share, STALLED_RANDOM_SHARE) if self._stalled() \
+                else self.random_share
+            randoms = self._random_unvisited(round(self.plan_size * share),
                                              exclude=self._unbuildable)
             n_model = self.plan_size - len(randoms)
             ratio = self.diversity_filter_ratio or 1
@@ -158,6 +167,19 @@ class XGBTuner(Tuner):
         log.debug("%s: planned %d points in %.2f s", self.task.key, len(plan),
                   self.plan_seconds[-1])
         return plan
+
+    def _stalled(self):
+        """Whether the last ``STALL_PLANS`` plans' measurements left the best speed where it
+        was (within 1%). Every guided pick starts from the best points, so a tuner in one
+        basin of a large space keeps refining it (a conv2d run spent trials 16-192 on one
+        register tile shape, at 43% of the best other runs found); the model cannot learn
+        of another basin from points it never measures, but random ones can show it one."""
+        speeds = list(self._measured.values())
+        recent = STALL_PLANS * self.plan_size
+        if len(speeds) <= recent:
+            return False
+        before = max(speeds[:-recent])
+        return before > 0 and max(speeds[-recent:]) <= before * 1.01
 
     def _explore(self, n, exclude, best):
         """``n`` unvisited points for the loop-feature model to rank beside the knob walk's:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tensorc import autotune, te
+from tensorc.autotune import xgb_tuner
 from tensorc.autotune.database import TuningDatabase
 from tensorc.autotune.feature_pool import FeaturePool, extract_one
 from tensorc.autotune.measure import MeasureErrorNo, MeasureOption, MeasureResult
@@ -431,3 +432,28 @@ def test_real_measurement_end_to_end(tmp_path):
         assert db.measurements(task.key, rec.config) >= 3 and len(rec.costs) >= 6
         assert db.measurements(task.key, task.baseline_config().to_dict()) >= 3
     assert task.config(rec.config).index in {0, *(i for i, _ in tuner.history)}
+
+
+def test_a_stalled_tuner_plans_more_random_points(monkeypatch):
+    """After STALL_PLANS plans with no new best, half the next plan is random points; while
+    the best still moves, the usual random share."""
+    task = autotune.create_task("test_tuner.huge", (8,))
+    tuner = XGBTuner(task, plan_size=8, seed=1, random_share=0.125)
+    window = xgb_tuner.STALL_PLANS * 8
+    tuner._measured = {i: 1.0 + 0.1 * i for i in range(8)}   # improving: not stalled
+    assert not tuner._stalled()
+    tuner._measured.update({100 + i: 1.0 for i in range(window)})
+    assert tuner._stalled()
+    tuner._measured[999] = 2.0                                # a new best in the window
+    assert not tuner._stalled()
+    shares = []
+    real = tuner._random_unvisited
+    monkeypatch.setattr(tuner, "_fit", lambda: True)
+    monkeypatch.setattr(tuner, "_screen", None)
+    monkeypatch.setattr(tuner.optimizer, "find_maximums", lambda space, score, n, **k: [])
+    monkeypatch.setattr(tuner, "_random_unvisited",
+                        lambda n, exclude: shares.append(n) or real(n, exclude=exclude))
+    tuner._make_plan()
+    tuner._measured.update({200 + i: 1.0 for i in range(window)})
+    tuner._make_plan()
+    assert shares[0] == 1 and shares[2] == 8 * xgb_tuner.STALLED_RANDOM_SHARE
