@@ -172,7 +172,7 @@ class XGBTuner(Tuner):
         """Whether the last ``STALL_PLANS`` plans' measurements left the best speed where it
         was (within 1%). Every guided pick starts from the best points, so a tuner in one
         basin of a large space keeps refining it (a conv2d run spent trials 16-192 on one
-        register tile shape, at 43% of the best other runs found); the model cannot learn
+        register tile shape, at 60% of the best its sibling seeds found); the model cannot learn
         of another basin from points it never measures, but random ones can show it one."""
         speeds = list(self._measured.values())
         recent = STALL_PLANS * self.plan_size
