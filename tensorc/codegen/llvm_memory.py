@@ -25,14 +25,15 @@ def _contiguous(index):
         and index.stride.value == 1
 
 
-def _address(em, buffer, dtype, index):
+def _address(em, buffer, dtype, index, inbounds=True):
     """Address of element ``index`` (a pointer, or a vector of pointers for a vector index)."""
     fb = em.fb
     index = widen_index(index, em.twins)
     idx = to_i64(fb, em.expr(index), index.dtype)
     base = em.expr(buffer)
     # Masked-off lanes may compute addresses outside the buffer; keep those GEPs plain.
-    return fb.gep(mem_type(dt.element_of(dtype)), base, idx, inbounds=em.mask is None)
+    return fb.gep(mem_type(dt.element_of(dtype)), base, idx,
+                  inbounds=inbounds and em.mask is None)
 
 
 #: the largest constant stride loaded as a span and shuffled
@@ -90,6 +91,17 @@ def emit_load(em, e):
         # Any nonzero byte reads as True, so a bool array written by other code is safe too.
         return fb.icmp("ne", value, zero(value.ty))
     return value
+
+
+def emit_prefetch(em, s):
+    """llvm.prefetch for reading, kept in all cache levels (locality 3), data cache. The
+    address may lie past the buffer (the last iterations prefetch ahead of it): its GEP is
+    not inbounds, and x86 prefetches do not fault."""
+    fb = em.fb
+    ptr = _address(em, s.buffer, s.dtype, s.index, inbounds=False)
+    fb.module.declare("llvm.prefetch.p0", "void", ["ptr", "i32", "i32", "i32"])
+    fb.call("void", "llvm.prefetch.p0",
+            [ptr, const("i32", 0), const("i32", 3), const("i32", 1)])
 
 
 def emit_store(em, s):

@@ -11,7 +11,7 @@ from .llvm_arith import cast
 from .llvm_builder import const, zero
 from .llvm_compile import runtime_digest
 from .llvm_expr import ExprEmitter
-from .llvm_memory import emit_store
+from .llvm_memory import emit_prefetch, emit_store
 from .llvm_parallel import emit_parallel_for
 
 OUT_OF_MEMORY = 1
@@ -153,11 +153,15 @@ class FunctionEmitter(ExprEmitter):
     def _store(self, s):
         emit_store(self, s)
 
+    def _prefetch(self, s):
+        emit_prefetch(self, s)
+
 
 _DISPATCH = {S.For: FunctionEmitter._for, S.IfThenElse: FunctionEmitter._if,
              S.Allocate: FunctionEmitter._allocate, S.SeqStmt: FunctionEmitter._seq,
              S.LetStmt: FunctionEmitter._let, S.Evaluate: FunctionEmitter._evaluate,
-             S.AttrStmt: FunctionEmitter._attr, S.Store: FunctionEmitter._store}
+             S.AttrStmt: FunctionEmitter._attr, S.Store: FunctionEmitter._store,
+             S.Prefetch: FunctionEmitter._prefetch}
 
 
 def emit_body(fb, target, bindings, body):

@@ -14,6 +14,8 @@ import llvmlite.binding as llvm
 # Widest float32 vector each feature gives, widest first.
 _VECTOR_FEATURES = (("avx512f", 512), ("avx2", 256), ("avx", 256), ("sse", 128), ("neon", 128), ("sve", 128),
                     ("altivec", 128), ("vsx", 128), ("simd128", 128))
+# Architectural vector registers each feature gives (x86 without AVX-512 and the rest: 16).
+_REGISTER_FEATURES = (("avx512f", 32), ("neon", 32), ("sve", 32))
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,14 @@ class Target:
             if self.has_feature(feature):
                 return width
         return 128
+
+    @property
+    def vector_registers(self):
+        """How many vector registers a kernel's accumulators and operands share."""
+        for feature, count in _REGISTER_FEATURES:
+            if self.has_feature(feature):
+                return count
+        return 16
 
     @property
     def vector_lanes_float32(self):

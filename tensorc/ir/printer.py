@@ -98,6 +98,8 @@ def _lines(s, ind, out):
         name = getattr(s.node, "name", s.node)
         out.append(f"{pad}# {s.key} {name}" + ("" if s.value is None else f" = {s.value}"))
         _lines(s.body, ind, out)
+    elif t is S.Prefetch:
+        out.append(f"{pad}prefetch {s.buffer.name}[{expr_str(s.index)}]")
     elif t is S.ThreadAllReduce:
         threads = ", ".join(v.name for v in s.threads)
         out.append(f"{pad}{s.buffer.name}[0] = {s.combiner.name}({expr_str(s.value)}) "

@@ -114,6 +114,17 @@ class AttrStmt(Stmt):
 
 
 @_node
+class Prefetch(Stmt):
+    """A hint that the cache line holding ``buffer[index]`` (elements of ``dtype``) will be
+    read soon. It never faults, even past the buffer's end, and never changes a result; the
+    CPU backend emits llvm.prefetch. Made by transform/inject_prefetch.py from
+    ``Stage.prefetch``."""
+    buffer: Var
+    dtype: str
+    index: Expr
+
+
+@_node
 class ThreadAllReduce(Stmt):
     """Every thread of the loops ``threads`` (variables of enclosing loops bound to threadIdx)
     contributes its ``value``; each of them gets all the values combined with ``combiner``

@@ -48,6 +48,12 @@ def vector_lanes(dtype):
     return max(1, host().vector_bits // max(8, dt.bits(dtype)))
 
 
+def vector_registers():
+    """How many vector registers the host's kernels can keep accumulators in."""
+    from ..codegen.target import host
+    return host().vector_registers
+
+
 def _extent(iv):
     return int(iv.dom.extent.value)
 

@@ -2,11 +2,11 @@
 
 ``ops.conv`` lays each convolution out for one of three kernels (its ``attrs["algo"]``):
 
-- NCHWc: up to 6 output columns x 16 output channels (12 x 8 for 8-channel blocks) in
-  registers; the input is packed to NCHW[x]c, the kernel to OIHW[i][o], and the result is
-  unpacked by the epilogue at the tile, so NCHW stays at the op boundary. Small planes
-  (<= PLANE_PIXELS pixels) accumulate the whole plane of a channel block in L1 with the input
-  channels blocked outside;
+- NCHWc: as many output columns x 16 output channels as the vector registers hold (6 with
+  AVX2, 28 with AVX-512; ``nchwc_regn_cap``); the input is packed to NCHW[x]c, the kernel to
+  OIHW[i][o], and the result is unpacked by the epilogue at the tile, so NCHW stays at the op
+  boundary. Small planes (<= PLANE_PIXELS pixels) accumulate the whole plane of a channel
+  block in L1 with the input channels blocked outside, prefetching the next kernel block;
 - 1x1: 6 output channels x 16 pixels of the flattened image (a matmul over channels on NCHW
   itself), computed into a few output rows at a time;
 - depthwise: 4 output rows x 8 or 16 output columns of one channel, over a padded,
@@ -23,6 +23,7 @@ import math
 from ..te.tensor import ComputeOp
 from .conv import find_anchor
 from .conv_winograd import TILE
+from .schedule_cpu import vector_lanes, vector_registers
 from .schedule_nn_fusion import fuse_epilogue, inline_injective_inputs, macs, work_ok
 
 
@@ -69,14 +70,24 @@ def _split_out_axes(st):
     return [n, c, None, x]
 
 
+def nchwc_regn_cap(ocb, dtype="float32"):
+    """The most output columns a register tile of ``ocb`` channels holds: its accumulators
+    (ceil(ocb / lanes) vectors per column) take all vector registers but four, which hold the
+    kernel vector and the loads in flight. 6 with AVX2 and 16-channel blocks (two ymm per
+    column), 28 with AVX-512 (one zmm): at 6 columns an AVX-512 tile has too few independent
+    FMA chains to cover two FMA units of latency 4, and 3x3 layers ran at 63% of the FMA peak
+    instead of 86% (benchmarks/RESULTS.md, "Twelfth session")."""
+    per_column = -(-ocb // vector_lanes(dtype))
+    return max(1, (vector_registers() - 4) // per_column)
+
+
 def _nchwc_regn(ow, ocb):
-    """Output columns per register tile: ocb/8 * regn accumulators (at most 12 of the 16 ymm
-    registers). The full tile unless its tail wastes more than 10% of the row: eight
-    accumulators barely cover the FMA latency (4 cycles, 2 units on Zen 3), so a 3x3 layer 56
-    or 28 columns wide runs faster in tiles of 6 with a tail than in tiles of 4 that
+    """Output columns per register tile. The full tile unless its tail wastes more than 10%
+    of the row: a short tile has too few accumulators to hide the FMA latency, so a 3x3 layer
+    56 or 28 columns wide runs faster in AVX2 tiles of 6 with a tail than in tiles of 4 that
     divide the row (see benchmarks/RESULTS.md, "ResNet-18 per layer"). Otherwise the tile that
-    wastes least (ties: the wider)."""
-    cap = 6 if ocb == 16 else 12 if ocb == 8 else 8
+    wastes least (ties: the wider), at least half the full one."""
+    cap = nchwc_regn_cap(ocb)
     if ow <= cap:
         return ow
     if ow / (-(-ow // cap) * cap) >= 0.9:
@@ -101,14 +112,14 @@ def plane_rows(oh, ow):
 
 
 def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, rows=None,
-                    flat=None, parallel=True, unroll=True):
+                    flat=None, parallel=True, unroll=True, prefetch=True):
     """regn: output columns per register tile (None: ``nchwc_defaults``); plane: accumulate the
     output in L1 with the input channels blocked outside (None: when the plane and input
     channels are as PLANE_* and KERNEL_L1 say); plane_ic: input channels per block of that
     kernel; rows: output rows per such accumulation (None: the whole plane when it has at most
     PLANE_PIXELS pixels, else ``plane_rows``); flat: in that kernel, tile the pixels of the
     accumulated rows as one flattened sequence (None: for whole planes); parallel: only with
-    enough work when True."""
+    enough work when True; prefetch: in that kernel, prefetch the next kernel block."""
     info = conv.op.attrs
     ocb, icb = info["oc_bn"], info["ic_bn"]
     dv, kv = conv.op.input_tensors
@@ -119,7 +130,7 @@ def _schedule_nchwc(s, conv, out, regn=None, plane=None, plane_ic=PLANE_IC, rows
     regn = auto["regn"] if regn is None else regn
     if plane:
         _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, plane_ic,
-                              parallel, unroll, rows, flat)
+                              parallel, unroll, rows, flat, prefetch)
         return
     co, ci = st.split(c, factor=ocb)
     xo, xi = st.split(x, factor=regn)
@@ -180,7 +191,7 @@ def _pack_stages_root(s, dv, kv, parallel):
 
 
 def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, plane_ic,
-                          parallel, unroll, rows=None, flat=False):
+                          parallel, unroll, rows=None, flat=False, prefetch=True):
     """The output of one 16-channel block accumulates in L1 -- its whole plane (``rows`` None)
     or ``rows`` output rows at a time (row blocks outside channel blocks, so the input rows of
     a row block serve every channel block from L2) -- while the input channels run in blocks
@@ -216,14 +227,23 @@ def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, 
     else:
         cxo, cxi = cs.split(cx, factor=regn)
         cs.reorder(cn, cc, io, cy, cxo, ii, r_kh, r_kw, r_ici, cxi, cb)
+    inner = r_ici
     if conv.op.attrs["dilation"][-1] == 1:
         # (kw, ici) walk one contiguous run of the packed input row and of the packed kernel
         # (stride or not): one loop of KW x icb instead of KW loops of icb (16), whose
         # overhead (reloading the tile's input pointers) cost 3-8% per 3x3 layer
-        cs.fuse(r_kw, r_ici)
+        inner = cs.fuse(r_kw, r_ici)
     if unroll:
         cs.unroll(cxi)
     cs.vectorize(cb)
+    if prefetch:
+        # The kernel block of the next input-channel block, one line per step of the
+        # innermost reduction loop (the packed kernel is read in that order): in a whole
+        # model the weights come from DRAM, and a 3x3 512-channel layer ran 25% slower with
+        # them cold (benchmarks/RESULTS.md, "Twelfth session"). All of the block at once,
+        # at the top of the block's loop, was slower still: the misses queue up at once.
+        KH, KW = conv.op.attrs["kernel"]
+        cs.prefetch(kv, inner, max(1, plane_ic // icb) * KH * KW * icb)
     _pack_stages_root(s, dv, kv, parallel)
 
 

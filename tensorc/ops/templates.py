@@ -29,6 +29,7 @@ from .schedule_nn_conv import (
     PLANE_PIXELS,
     _divisor_near,
     nchwc_defaults,
+    nchwc_regn_cap,
     schedule_conv2d,
     winograd_lanes,
 )
@@ -123,7 +124,7 @@ def conv_knobs(cfg, conv):
     if algo == "nchwc":
         ocb, icb = info["oc_bn"], info["ic_bn"]
         icblocks = int(conv.op.reduce_axis[0].dom.extent.value)
-        cap = 6 if ocb == 16 else 12 if ocb == 8 else 8
+        cap = nchwc_regn_cap(ocb)
         OH, OW = conv.shape[2], conv.shape[3]
         auto = nchwc_defaults(conv)
         knobs["regn"] = _define(cfg, "regn", auto["regn"],

@@ -45,6 +45,7 @@ def inline_bodies(sch):
 
 def schedule_ops(sch):
     """The whole program as one statement, plus the stage bounds used to build it."""
+    _check_prefetches(sch)
     bodies = inline_bodies(sch)
     bounds = infer_bounds(sch, bodies)
     attached = {}
@@ -58,6 +59,15 @@ def schedule_ops(sch):
         if not st.is_output:
             body = _realize(st, bounds[st], body)
     return body, bounds
+
+
+def _check_prefetches(sch):
+    for st in sch.stages:
+        for tensor, iv, _ in st.prefetches:
+            if iv not in st.leaf_iter_vars:
+                raise ScheduleError(f"stage {st.name!r}: prefetch of {tensor.name!r} at axis "
+                                    f"{iv.var.name!r}, which was split or fused afterwards; "
+                                    "prefetch at the axes that split/fuse returned")
 
 
 def _realize(st, b, body):
@@ -190,6 +200,7 @@ class _NestBuilder:
             iv = leaves[k]
             if attach:
                 body = self._attach(st, iv, body)
+                body = self._prefetch(st, iv, body)
             body = self._for(st, iv, body)
         return body
 
@@ -210,6 +221,15 @@ class _NestBuilder:
         body = seq(*[self.stage_nest(p) for p in stages], body)
         for p in reversed(stages):
             body = _realize(p, self.bounds[p], body)
+        return body
+
+    def _prefetch(self, st, iv, body):
+        """Mark the body of loop ``iv`` with the prefetches asked for at it (their regions are
+        found after flattening, by transform/inject_prefetch.py)."""
+        for tensor, at, offset in st.prefetches:
+            if at.var is iv.var:
+                out = self.sch[tensor].op.output(0)
+                body = S.AttrStmt(out, "prefetch", (iv.var, offset), body)
         return body
 
     def _init_nest(self, st, inner, init, spatial_conds):

@@ -28,6 +28,7 @@ class Stage:
         self.attach_stage = None
         self.attach_ivar = None
         self.scope = "global"
+        self.prefetches = []          # (tensor, IterVar, offset)
         self.is_output = False
         self.name = schedule.unique_name(op.name)
 
@@ -233,4 +234,25 @@ class Stage:
         self._record("compute_root")
 
     def set_scope(self, scope):
+        """Where the stage's buffer lives: "global", or "local" / "shared" on a GPU (on the CPU
+        "local" makes a stack buffer)."""
         self.scope = scope
+        self._record("set_scope", scope)
+
+    def prefetch(self, tensor, iv, offset=1):
+        """At the top of each iteration of loop ``iv``, ask the cache for the part of
+        ``tensor`` (an input this stage reads) that the iteration ``offset`` ahead will read,
+        so a stream from DRAM overlaps the arithmetic instead of stalling it. A hint: results
+        never change (transform/inject_prefetch.py)."""
+        from ..te.tensor import Tensor
+        self._check_compute("prefetch")
+        self._leaf(iv, "prefetch")
+        if not isinstance(tensor, Tensor):
+            raise self._err(f"prefetch: expected a tensor, got {type(tensor).__name__}")
+        if all(t.op is not tensor.op for t in self.op.input_tensors):
+            raise self._err(f"prefetch: this stage does not read tensor {tensor.name!r}")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
+            raise self._err(f"prefetch: offset must be a positive number of iterations of "
+                            f"{iv.var.name!r}, got {offset!r}")
+        self.prefetches.append((tensor, iv, offset))
+        self._record("prefetch", self.schedule[tensor].name, iv.var.name, offset)

@@ -70,6 +70,10 @@ def replay(sch, trace):
             st.compute_at(parent, _axis(parent, args[1]))
         elif prim in ("compute_inline", "compute_root"):
             getattr(st, prim)()
+        elif prim == "set_scope":
+            st.set_scope(args[0])
+        elif prim == "prefetch":
+            st.prefetch(_stage(sch, args[0]).op.output(0), _axis(st, args[1]), args[2])
         else:
             raise ScheduleError(f"replay: unknown primitive {prim!r}")
     return sch

@@ -16,6 +16,7 @@ from .storage_flatten import storage_flatten
 from .thread_sync import thread_sync
 from .unroll import unroll_loops
 from .eager_select import eager_selects
+from .inject_prefetch import drop_prefetch, inject_prefetch
 from .vectorize import vectorize_loops
 
 
@@ -57,7 +58,8 @@ def simplify_pass(func):
 
 def default_passes():
     """The passes after storage flattening, in order."""
-    return [Pass(simplify_pass, "simplify"),
+    return [Pass(inject_prefetch, "inject_prefetch"),
+            Pass(simplify_pass, "simplify"),
             Pass(partition_loops, "partition_loops"),
             Pass(simplify_pass, "simplify_after_partition"),
             Pass(unroll_loops, "unroll_loops"),
@@ -70,7 +72,8 @@ def gpu_passes():
     """The passes after storage flattening for a GPU target: loops marked unrolled stay loops
     (the CUDA compiler unrolls them from ``#pragma unroll``), cross-thread reductions become
     shuffles and shared-memory trees, and barriers are placed last."""
-    return [Pass(simplify_pass, "simplify"),
+    return [Pass(drop_prefetch, "drop_prefetch"),
+            Pass(simplify_pass, "simplify"),
             Pass(partition_loops, "partition_loops"),
             Pass(simplify_pass, "simplify_after_partition"),
             Pass(vectorize_loops, "vectorize_loops"),

@@ -41,6 +41,7 @@ class _Flatten(IRMutator):
         self.buffers[r.producer] = _Buffer(data, r.producer.dtype, [x.min for x in r.bounds],
                                            extents)
         body = self.visit(r.body)
+        del self.buffers[r.producer]   # live only inside the realization
         size = 1
         for n in extents:
             size *= n
@@ -57,6 +58,14 @@ class _Flatten(IRMutator):
         return Load(ld.dtype, b.data, b.index(idx))
 
     def visit_AttrStmt(self, a):
+        if a.key == "prefetch":
+            # looked up before the body, whose realizations are not live outside it
+            b = self.buffers.get(a.node)
+            if b is None:
+                raise ValueError(f"prefetch: tensor {a.node.name!r} is computed inside the loop "
+                                 "that prefetches it; prefetch it at a loop outside the one it "
+                                 "is computed at")
+            return S.AttrStmt(b.data, a.key, a.value, self.visit(a.body))
         body = self.visit(a.body)
         node = getattr(a.node, "name", a.node)
         return S.AttrStmt(node, a.key, a.value, body)

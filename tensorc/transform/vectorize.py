@@ -158,6 +158,8 @@ class _Vectorizer:
             return S.AttrStmt(s.node, s.key, s.value, self.stmt(s.body))
         if t is S.Evaluate:
             return s
+        if t is S.Prefetch:   # the first lane's line: the hint stays scalar
+            return S.Prefetch(s.buffer, s.dtype, substitute(s.index, {self.var: const(0, self.var.dtype)}))
         raise _NotVectorizable(f"{t.__name__} in a vectorized loop")
 
 

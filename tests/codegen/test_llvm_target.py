@@ -21,7 +21,8 @@ def test_host_is_detected_not_assumed():
 def test_explicit_cpu_and_features():
     t = parse("llvm -mcpu=skylake-avx512 -mattr=+avx512f,+avx2 -fast-math")
     assert (t.cpu, t.features, t.fast_math) == ("skylake-avx512", ("+avx512f", "+avx2"), True)
-    assert t.vector_bits == 512
+    assert t.vector_bits == 512 and t.vector_registers == 32
+    assert parse("llvm -mcpu=znver3 -mattr=+avx2").vector_registers == 16
     assert str(t) == "llvm -mcpu=skylake-avx512 -mattr=+avx512f,+avx2 -fast-math"
     assert parse("llvm -mcpu=x86-64").features == ()
 

@@ -6,6 +6,8 @@ Shapes are odd on purpose (1, 3, 7, 13; channels that are not multiples of the 8
 asymmetric padding, stride 2, dilation 2, groups, batch 2), so the tile tails, the padded
 channel blocks and the partitioned loops all run. Outputs start NaN-filled.
 """
+import re
+
 import numpy as np
 import pytest
 from helpers import assert_close, rand
@@ -14,6 +16,7 @@ import tensorc as tc
 from tensorc import te
 from tensorc.ops import conv as C
 from tensorc.ops import schedule_nn as SN
+from tensorc.ops import schedule_nn_conv as SNC
 from tensorc.ops import schedule_nn_fusion as SNF
 
 
@@ -161,7 +164,8 @@ def test_conv2d_alone(case):
 
 
 @pytest.mark.parametrize("knobs", [{"plane": True, "rows": 4}, {"plane": True, "rows": 5, "regn": 5},
-                                   {"plane": False, "regn": 4}])
+                                   {"plane": False, "regn": 4}, {"plane": True, "regn": 28},
+                                   {"plane": False, "regn": 13}])
 def test_conv2d_nchwc_row_blocks_that_do_not_divide_the_rows(knobs):
     """rows / regn that leave ragged row blocks and column tiles still write every output."""
     x = te.placeholder((1, 40, 11, 17), name="x")
@@ -175,6 +179,37 @@ def test_conv2d_nchwc_row_blocks_that_do_not_divide_the_rows(knobs):
     ref = np.maximum(ref_conv2d(feed[x], feed[wt], (1, 1), (1, 1, 1, 1), (1, 1), 1) +
                      feed[b][None, :, None, None], 0)
     run(out, [x, wt, b], feed, ref, schedule=s)
+
+
+@pytest.mark.parametrize("lanes, registers, caps", [(8, 16, (6, 12)), (16, 32, (28, 28))])
+def test_nchwc_register_tile_fills_the_vector_registers(monkeypatch, lanes, registers, caps):
+    """AVX2 (8 lanes, 16 registers) holds 6 columns of 16 channels; AVX-512 (16 lanes, 32
+    registers) 28, and a 7x7 plane is tiled as 25 + 24 pixels rather than 8 x 6 + 1."""
+    monkeypatch.setattr(SNC, "vector_lanes", lambda dtype: lanes)
+    monkeypatch.setattr(SNC, "vector_registers", lambda: registers)
+    assert (SNC.nchwc_regn_cap(16), SNC.nchwc_regn_cap(8)) == caps
+    assert SNC._nchwc_regn(49, 16) == (6 if lanes == 8 else 25)
+    assert SNC._nchwc_regn(caps[0] - 1, 16) == caps[0] - 1
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_nchwc_plane_kernel_prefetches_the_next_kernel_block(dilation):
+    """One line per innermost reduction step, one input-channel block (2 x 16 channels x 3 x
+    3 taps x 16 output channels = 4608 floats) ahead; without the knob, no prefetch."""
+    x = te.placeholder((1, 64, 9, 9), name="x")
+    wt = te.placeholder((48, 64, 3, 3), name="w")
+    y = C.conv2d(x, wt, 1, dilation, dilation)
+    texts, schedules = [], []
+    for prefetch in (True, False):
+        s = te.create_schedule(y.op)
+        SN.schedule_conv2d(s, y, y, plane=True, prefetch=prefetch)
+        texts.append(str(tc.lower(s, [x, wt, y])))
+        schedules.append(s)
+    assert re.search(r"prefetch conv2d_kernel_vec\[.* \+ 4608\]", texts[0]), texts[0]
+    assert "prefetch" not in texts[1]
+    feed = {x: rand(x.shape, seed=4), wt: rand(wt.shape, seed=5)}
+    run(y, [x, wt], feed, ref_conv2d(feed[x], feed[wt], (1, 1), (dilation,) * 4,
+                                     (dilation, dilation)), schedule=schedules[0])
 
 
 def test_conv2d_residual_epilogue():

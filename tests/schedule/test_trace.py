@@ -40,6 +40,7 @@ def recipe_matmul_packed(s, outs, args):
     mc, nc = s[CC].op.axis
     ko, ki = s[CC].split(s[CC].op.reduce_axis[0], factor=4)
     s[CC].reorder(ko, ki, mc, nc)
+    s[CC].prefetch(BP, ko, 1)
     s[CC].unroll(mc)
     s[CC].vectorize(nc)
     s[C].vectorize(ni)
@@ -86,6 +87,7 @@ def recipe_pipeline(s, outs, args):
     s[D].unroll(D.op.reduce_axis[0])
     s[D].parallel(s[D].fuse(io, jo))
     s[C].compute_at(s[D], ii)
+    s[C].set_scope("local")
     s[AA].compute_at(s[D], ii)
 
 
@@ -202,8 +204,9 @@ def test_print_lists_every_primitive_in_order():
     assert len(lines) == len(s.trace)
     prims = [line.split("(")[0] for line in lines]
     assert prims == ["cache_write", "split", "split", "reorder", "compute_at", "split",
-                     "reorder", "unroll", "vectorize", "vectorize", "parallel", "vectorize",
-                     "parallel"]
+                     "reorder", "prefetch", "unroll", "vectorize", "vectorize", "parallel",
+                     "vectorize", "parallel"]
+    assert lines[7] == "prefetch('C.local', 'BP', 'k.c.outer', 1)"
     assert lines[0] == "cache_write('C', 'local')"
     assert lines[1] == "split('C', 'i', 4, None)"
     assert lines[4] == "compute_at('C.local', 'C', 'j.outer')"

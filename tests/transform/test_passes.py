@@ -427,7 +427,7 @@ def test_simplify_tile_indices_are_flat_affine():
 
 # -------------------------------------------------------------------------------- IR dump
 
-PASS_NAMES = ["schedule_ops + storage_flatten", "simplify", "partition_loops",
+PASS_NAMES = ["schedule_ops + storage_flatten", "inject_prefetch", "simplify", "partition_loops",
               "simplify_after_partition", "unroll_loops", "vectorize_loops",
               "simplify_after_vectorize", "eager_selects"]
 
