@@ -7,8 +7,8 @@
   OIHW[i][o], and the result is unpacked by the epilogue at the tile, so NCHW stays at the op
   boundary. Small planes (<= PLANE_PIXELS pixels) accumulate the whole plane of a channel
   block in L1 with the input channels blocked outside, prefetching the next kernel block;
-- 1x1: 6 output channels x 16 pixels of the flattened image (a matmul over channels on NCHW
-  itself), computed into a few output rows at a time;
+- 1x1: 6 (AVX2) or 12 (AVX-512) output channels x 16 pixels of the flattened image (a matmul
+  over channels on NCHW itself), computed into a few output rows at a time;
 - depthwise: 4 output rows x 8 or 16 output columns of one channel, over a padded,
   stride-phase-split copy of that channel built in the same parallel iteration;
 - Winograd F(4x4, 3x3) (``ops.conv_winograd``): three parallel phases -- the input transform
@@ -81,20 +81,30 @@ def nchwc_regn_cap(ocb, dtype="float32"):
     return max(1, (vector_registers() - 4) // per_column)
 
 
-def _nchwc_regn(ow, ocb):
-    """Output columns per register tile. The full tile unless its tail wastes more than 10%
-    of the row: a short tile has too few accumulators to hide the FMA latency, so a 3x3 layer
-    56 or 28 columns wide runs faster in AVX2 tiles of 6 with a tail than in tiles of 4 that
-    divide the row (see benchmarks/RESULTS.md, "ResNet-18 per layer"). Otherwise the tile that
-    wastes least (ties: the wider), at least half the full one."""
-    cap = nchwc_regn_cap(ocb)
-    if ow <= cap:
-        return ow
-    if ow / (-(-ow // cap) * cap) >= 0.9:
+def register_tile(n, cap):
+    """Rows of a register tile over an axis of n: the full tile (``cap``) unless its tail
+    wastes more than 10% of the axis: a short tile has too few accumulators to hide the FMA
+    latency, so a 3x3 layer 56 or 28 columns wide runs faster in AVX2 tiles of 6 with a tail
+    than in tiles of 4 that divide the row (see benchmarks/RESULTS.md, "ResNet-18 per layer").
+    Otherwise the tile that wastes least (ties: the wider), at least half the full one."""
+    if n <= cap:
+        return n
+    if n / (-(-n // cap) * cap) >= 0.9:
         return cap
-    best = max(range(max(1, cap // 2), cap + 1),
-               key=lambda r: (ow / (-(-ow // r) * r), r))
-    return best
+    return max(range(max(1, cap // 2), cap + 1), key=lambda r: (n / (-(-n // r) * r), r))
+
+
+def _nchwc_regn(ow, ocb):
+    """Output columns per register tile of the NCHWc kernel."""
+    return register_tile(ow, nchwc_regn_cap(ocb))
+
+
+def conv1x1_mr_cap():
+    """Output channels per register tile of the 1x1 kernel (16-pixel vectors): 6 with 16
+    vector registers, 12 with 32. On the Zen 5, 12 beat 6 on all seven MobileNetV2 1x1 shapes
+    measured (1.1-1.6x), and 16-24 were no better than 12 over them (benchmarks/RESULTS.md,
+    "Twelfth session")."""
+    return vector_registers() * 3 // 8
 
 
 #: output planes up to this many pixels are accumulated whole (per 16-channel block) with the
@@ -247,10 +257,11 @@ def _schedule_nchwc_plane(s, conv, out, st, n, c, y, x, ocb, icb, dv, kv, regn, 
     _pack_stages_root(s, dv, kv, parallel)
 
 
-def _schedule_1x1(s, conv, out, mr=6, nr=16, ry=None, parallel=True):
+def _schedule_1x1(s, conv, out, mr=None, nr=16, ry=None, parallel=True):
     """1x1 conv = matmul W[OC, IC] x X[IC, P] over flattened pixels.
 
-    Three levels: ``out`` (the epilogue) is tiled by mr output channels x ry output rows
+    Three levels: ``out`` (the epilogue) is tiled by mr output channels (None:
+    ``register_tile`` under ``conv1x1_mr_cap``) x ry output rows
     (None: the divisor of OH nearest 320 pixels); the anchor is computed at that tile into a
     small buffer (mr x ry*OW pixels, in L1), in nr-pixel chunks whose mr x nr accumulators
     (cache_write "local") live in registers.
@@ -258,6 +269,7 @@ def _schedule_1x1(s, conv, out, mr=6, nr=16, ry=None, parallel=True):
     OH, OW = conv.op.attrs["out_hw"]
     _, OC, P = conv.shape
     IC = int(conv.op.reduce_axis[0].dom.extent.value)
+    mr = register_tile(OC, conv1x1_mr_cap()) if mr is None else mr
     st = s[out]
     n, c, y, x = _split_out_axes(st)
     if y is None:

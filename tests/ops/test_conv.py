@@ -190,6 +190,10 @@ def test_nchwc_register_tile_fills_the_vector_registers(monkeypatch, lanes, regi
     assert (SNC.nchwc_regn_cap(16), SNC.nchwc_regn_cap(8)) == caps
     assert SNC._nchwc_regn(49, 16) == (6 if lanes == 8 else 25)
     assert SNC._nchwc_regn(caps[0] - 1, 16) == caps[0] - 1
+    # the 1x1 kernel's output channels per tile: 6 or 12, a divisor where the tail would waste
+    assert SNC.conv1x1_mr_cap() == registers * 3 // 8
+    assert [SNC.register_tile(oc, SNC.conv1x1_mr_cap()) for oc in (24, 16, 64, 96, 160)] == \
+        ([6, 4, 6, 6, 6] if lanes == 8 else [12, 8, 8, 12, 12])
 
 
 @pytest.mark.parametrize("dilation", [1, 2])

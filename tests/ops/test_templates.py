@@ -13,6 +13,7 @@ from tensorc import ops, te
 from tensorc.autotune import create_task
 from tensorc.ops import conv as CV
 from tensorc.ops import matmul as MM
+from tensorc.ops import schedule_nn_conv as SNC
 from tensorc.ops import schedule_cpu as SC
 from tensorc.ops import schedule_nn as SN
 from tensorc.ops import schedule_nn_fusion as SNF
@@ -78,6 +79,11 @@ def _nr_choices(n):
     return len([v for v in range(lanes, 65, lanes) if v - lanes < n])
 
 
+def _mr_choices(oc):
+    """1x1 kernel: mr from 1 to the register budget (at least 8), at most OC."""
+    return min(oc, max(8, SNC.conv1x1_mr_cap()))
+
+
 # (template, args, default schedule, space size and why)
 CASES = [
     # mr 1..8 x nr (vectors that reach column 29: 8..32 on AVX2) x unroll 2 x parallel 3
@@ -92,8 +98,9 @@ CASES = [
     ("conv2d_nchw", (1, 5, 11, 11, 7, 3, 3, 1, 1), _default_conv, 11 * 2 * 2 * 2),
     # stride 2: OW 6, regn 1..6
     ("conv2d_nchw", (1, 5, 11, 11, 7, 3, 3, 2, 1), _default_conv, 6 * 2 * 2 * 2),
-    # 1x1: mr 1..8 x nr {16, 8, 32, 64} x ry (divisors of 13: 13, 1) x parallel 2
-    ("conv2d_nchw", (1, 9, 13, 13, 11, 1, 1), _default_conv, 8 * 4 * 2 * 2),
+    # 1x1: mr 1..8 (1..11 with AVX-512) x nr {16, 8, 32, 64} x ry (divisors of 13: 13, 1) x
+    # parallel 2
+    ("conv2d_nchw", (1, 9, 13, 13, 11, 1, 1), _default_conv, _mr_choices(11) * 4 * 2 * 2),
     # depthwise: ry {4, 1, 2, 3, 6, 8} x vx {16, 8, 32} x unroll 2 x parallel 2
     ("depthwise_conv2d", (1, 6, 13, 13, 3, 3, 1, 1), _default_depthwise, 6 * 3 * 2 * 2),
     # stride 2 (OH 7): ry {4, 1, 2, 3, 6} x vx {8, 16, 32} x 2 x 2
