@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tensorc as tc
-from tensorc.autotune.database import TuningDatabase
+from tensorc.autotune.database import TuningDatabase, pooled
 from tensorc.autotune.graph_tasks import DEFAULT, extract_tasks, is_default
 from tensorc.autotune.measure import MeasureResult
 from tensorc.cli import main
@@ -90,18 +90,25 @@ def test_a_second_run_continues_without_remeasuring(tuned, db_copy, capsys):
     assert status == 0
     report = json.loads(out)
     after = _records(db_copy)
-    assert after[:len(before)] == before and len(after) == len(before) + 2
-    configs = [json.dumps(r.config, sort_keys=True) for r in after]
-    assert len(set(configs)) == len(configs)  # no point measured twice, the default included
+    assert after[:len(before)] == before
+
+    def keys(records):
+        return [json.dumps(r.config, sort_keys=True) for r in records]
+    new = keys(after[len(before):])
+    # two new points, nothing measured before measured again (the default included); a
+    # point that beat the best by far may be measured again at once (Tuner._confirmed)
+    assert len(set(new)) == 2 and not set(new) & set(keys(before)) and len(new) <= 2 + 2 * 2
     (row,) = report["tasks"]
-    assert row["trials"] == 6 and row["records"] == 7 and row["errors"] == 0
-    best = min(r.median_cost for r in after)
-    default = next(r.median_cost for r in after if is_default(r.config))
+    assert row["trials"] == 6 and row["records"] == len(after) and row["errors"] == 0
+    ranked = pooled([r for r in after if r.ok])   # a re-measured point by all its costs
+    best = ranked[0].median_cost
+    default = next(r.median_cost for r in ranked if is_default(r.config))
     assert row["best_s"] == best and row["default_s"] == default
     assert row["speedup"] == pytest.approx(default / best)
     k = report["kernel_time"]
     assert k["tasks_counted"] == 1 and k["default_s"] == default and k["tuned_s"] == best
-    assert report["db_records"] == 7 and not report["interrupted"] and report["output"] is None
+    assert report["db_records"] == len(after) and not report["interrupted"]
+    assert report["output"] is None
 
 
 def test_output_is_compiled_with_the_best_record(tuned, db_copy, tmp_path, capsys, monkeypatch):

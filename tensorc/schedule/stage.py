@@ -241,16 +241,15 @@ class Stage:
 
     def prefetch(self, tensor, iv, offset=1):
         """At the top of each iteration of loop ``iv``, ask the cache for the part of
-        ``tensor`` (an input this stage reads) that the iteration ``offset`` ahead will read,
-        so a stream from DRAM overlaps the arithmetic instead of stalling it. A hint: results
-        never change (transform/inject_prefetch.py)."""
+        ``tensor`` that the iteration ``offset`` ahead will read (in this stage or in stages
+        computed inside the loop), so a stream from DRAM overlaps the arithmetic instead of
+        stalling it. A hint: results never change (transform/inject_prefetch.py)."""
         from ..te.tensor import Tensor
         self._check_compute("prefetch")
         self._leaf(iv, "prefetch")
         if not isinstance(tensor, Tensor):
             raise self._err(f"prefetch: expected a tensor, got {type(tensor).__name__}")
-        if all(t.op is not tensor.op for t in self.op.input_tensors):
-            raise self._err(f"prefetch: this stage does not read tensor {tensor.name!r}")
+        self.schedule[tensor]   # a tensor of this schedule, or a ScheduleError naming it
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 1:
             raise self._err(f"prefetch: offset must be a positive number of iterations of "
                             f"{iv.var.name!r}, got {offset!r}")

@@ -109,6 +109,10 @@ class _Inject(IRMutator):
         var, offset = a.value
         finder = _Loads(a.node)
         finder.visit(body)
+        if not finder.found:
+            raise ValueError(f"prefetch: loop {var.name!r} reads nothing of "
+                             f"{a.node.name!r}; prefetch a tensor the loop reads (after "
+                             "inlining and cache_read)")
         return S.seq(*_prefetches(a.node, _regions(finder.found), var, offset), body)
 
 

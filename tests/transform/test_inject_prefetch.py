@@ -19,11 +19,14 @@ from tensorc.schedule import ScheduleError  # noqa: E402
 from tensorc.transform.inject_prefetch import drop_prefetch  # noqa: E402
 
 
-def _rowsum(M=61, K=37):
+def _blocked_rowsum(M=61, K=37):
+    """B = 2 * row sums of A, its rows in blocks of 4: (A, B, schedule, block loop, row loop)."""
     A = te.placeholder((M, K), name="A")
     k = te.reduce_axis((0, K), name="k")
     B = te.compute((M,), lambda i: te.sum(A[i, k] * 2.0, axis=k), name="B")
-    return A, B
+    s = te.create_schedule(B.op)
+    io, ii = s[B].split(B.op.axis[0], factor=4)
+    return A, B, s, io, ii
 
 
 def _prefetches(func):
@@ -34,9 +37,7 @@ def _prefetches(func):
 
 def test_rows_of_the_next_block():
     """Each block of 4 rows (148 floats) asks for the next block's 10 lines, 148 floats on."""
-    A, B = _rowsum()
-    s = te.create_schedule(B.op)
-    io, ii = s[B].split(B.op.axis[0], factor=4)
+    A, B, s, io, ii = _blocked_rowsum()
     s[B].prefetch(A, io, 1)
     text = lower_text(s, [A, B])
     assert re.search(r"for A\.prefetch in range\(10\):\n\s+prefetch A\[A\.prefetch \* 16 \+ "
@@ -45,9 +46,7 @@ def test_rows_of_the_next_block():
 
 
 def test_offset_counts_iterations_and_the_ir_calls_llvm_prefetch():
-    A, B = _rowsum()
-    s = te.create_schedule(B.op)
-    io, ii = s[B].split(B.op.axis[0], factor=4)
+    A, B, s, io, ii = _blocked_rowsum()
     s[B].prefetch(A, ii, 3)
     text = lower_text(s, [A, B])
     # one row of 37 floats: 3 lines, 3 rows (111 floats) ahead
@@ -109,9 +108,7 @@ def test_prefetch_inside_a_vectorized_loop_stays_scalar():
 
 
 def test_gpu_lowering_drops_the_hints():
-    A, B = _rowsum()
-    s = te.create_schedule(B.op)
-    io, ii = s[B].split(B.op.axis[0], factor=4)
+    A, B, s, io, ii = _blocked_rowsum()
     s[B].prefetch(A, io, 1)
     func = tc.lower(s, [A, B])
     assert _prefetches(func)
@@ -125,11 +122,9 @@ def test_gpu_lowering_drops_the_hints():
 
 
 def test_bad_requests_name_the_stage_axis_and_tensor():
-    A, B = _rowsum()
+    A, B, s, io, ii = _blocked_rowsum()
     other = te.placeholder((5,), name="other")
-    s = te.create_schedule(B.op)
-    io, ii = s[B].split(B.op.axis[0], factor=4)
-    with pytest.raises(ScheduleError, match="does not read tensor 'other'"):
+    with pytest.raises(ScheduleError, match="'other' is not part of this schedule"):
         s[B].prefetch(other, io, 1)
     with pytest.raises(ScheduleError, match="offset must be a positive"):
         s[B].prefetch(A, io, 0)
@@ -139,6 +134,24 @@ def test_bad_requests_name_the_stage_axis_and_tensor():
     s[B].split(ii, factor=2)
     with pytest.raises(ScheduleError, match="prefetch of 'A' at axis 'i.inner'"):
         tc.lower(s, [A, B])
+
+
+def test_prefetch_of_a_tensor_the_loop_does_not_read():
+    """B's loops read A only through P, computed at the root: prefetching A there finds
+    nothing to prefetch and says so; prefetching P (what the loop reads) works."""
+    A = te.placeholder((30, 20), name="A")
+    P = te.compute((30, 20), lambda i, j: A[i, j] + 1.0, name="P")
+    k = te.reduce_axis((0, 20), name="k")
+    B = te.compute((30,), lambda i: te.sum(P[i, k], axis=k), name="B")
+    s = te.create_schedule(B.op)
+    io, ii = s[B].split(B.op.axis[0], factor=4)
+    s[B].prefetch(A, io, 1)
+    with pytest.raises(ValueError, match="loop 'i.outer' reads nothing of 'A'"):
+        tc.lower(s, [A, B])
+    s = te.create_schedule(B.op)
+    io, ii = s[B].split(B.op.axis[0], factor=4)
+    s[B].prefetch(P, io, 1)
+    check(s, [A, B], lambda a: (a + 1).sum(1), rtol=1e-5)
 
 
 def test_prefetch_of_a_tensor_computed_inside_the_loop():
