@@ -3,8 +3,12 @@
 A model's tasks differ in weight (how often the model runs the kernel), in how slow they are
 and in how much tuning still improves them. After one batch each, every next batch goes to
 the task with the largest expected gain: weight x current best latency x its recent relative
-improvement (floored, so a stalled task still gets an occasional batch) -- the shape of
-Ansor's task scheduler, without its gradient terms across similar tasks.
+improvement -- the shape of Ansor's task scheduler, without its gradient terms across similar
+tasks. A stalled task is credited a floor that shrinks with the trials it has spent since its
+last real improvement, so every stalled task gets batches in turn. With a fixed floor the
+heaviest task always won once all had stalled: a ResNet-18 run gave its layer-4 conv 1216 of
+1500 trials and 16 to each of the others, two of which then improved 1.2-1.3x once they got
+trials (benchmarks/RESULTS.md, twelfth session).
 
 Each task's default schedule (the ``DEFAULT`` record of a model task) is measured first, so
 the best latency starts at what the model runs untuned and a tuned kernel counts only when
@@ -25,8 +29,10 @@ log = logging.getLogger("tensorc.autotune")
 
 TUNERS = {"xgb": XGBTuner, "random": RandomTuner, "grid": GridSearchTuner}
 
-#: Relative improvement credited to a task whose last batch found nothing better.
+#: Relative improvement credited to a task whose last batch found nothing better, scaled by
+#: STALL_TRIALS / (STALL_TRIALS + trials since the task last improved by MIN_GAIN or more).
 MIN_GAIN = 0.02
+STALL_TRIALS = 32
 
 
 class TaskState:
@@ -37,6 +43,7 @@ class TaskState:
         self.default_cost = None
         self._settled_tuned = None
         self.gain = 1.0
+        self.improved_at = 0     # trials when the task last improved by MIN_GAIN or more
 
     @property
     def weight(self):
@@ -107,6 +114,8 @@ def tune_tasks(tasks, trials, db, tuner="xgb", measure_option=None, batch_size=1
                           batch_size=n, verify=0)
             after = st.best_cost
             st.gain = (before - after) / before if before and after else 1.0
+            if st.gain >= MIN_GAIN:
+                st.improved_at = st.trials
             done = sum(s.trials for s in states) - spent
             spent += done
             if bar is not None:
@@ -128,7 +137,8 @@ def tune_tasks(tasks, trials, db, tuner="xgb", measure_option=None, batch_size=1
 def _priority(st):
     if st.gain < 0:
         return -1.0
-    return st.weight * (st.best_cost or 1.0) * max(st.gain, MIN_GAIN)
+    floor = MIN_GAIN * STALL_TRIALS / (STALL_TRIALS + st.trials - st.improved_at)
+    return st.weight * (st.best_cost or 1.0) * max(st.gain, floor)
 
 
 def _stopped(st, early_stopping):
