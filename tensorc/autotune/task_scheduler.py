@@ -6,9 +6,9 @@ the task with the largest expected gain: weight x current best latency x its rec
 improvement -- the shape of Ansor's task scheduler, without its gradient terms across similar
 tasks. A stalled task is credited a floor that shrinks with the trials it has spent since its
 last real improvement, so every stalled task gets batches in turn. With a fixed floor the
-heaviest task always won once all had stalled: a ResNet-18 run gave its layer-4 conv 1216 of
-1500 trials and 16 to each of the others, two of which then improved 1.2-1.3x once they got
-trials (benchmarks/RESULTS.md, twelfth session).
+heaviest task always won once all had stalled: two ResNet-18 runs gave its layer-4 conv 1216
+of 1500 trials and one batch of 16 to each other conv, though single batches had found
+1.2-1.4x on some of them (benchmarks/RESULTS.md, twelfth session).
 
 Each task's default schedule (the ``DEFAULT`` record of a model task) is measured first, so
 the best latency starts at what the model runs untuned and a tuned kernel counts only when

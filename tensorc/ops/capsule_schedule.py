@@ -212,6 +212,16 @@ def schedule_routing(s, v, block=None, chunk=CHUNK, predict="auto"):
 #: together, then each (j, d) of the weighted sum adds all of them in a register before one
 #: load and store of its accumulator.
 LANE_CHUNK = 4
+#: The same where the rounds recompute their prediction vectors: a chunk's vectors (10 KB per
+#: input capsule at 16 lanes) stay in L1 with 2 capsules, not with 4. At MNIST sizes on the
+#: Zen 5, 2 threads: 1.12 against 1.22 ms at batch 32, 4.50 against 5.05 at batch 128
+#: (benchmarks/RESULTS.md, "Twelfth session").
+RECOMPUTE_CHUNK = 2
+
+
+def lane_chunk(recompute):
+    """The default chunk of ``schedule_routing_lanes``."""
+    return RECOMPUTE_CHUNK if recompute else LANE_CHUNK
 
 #: The narrowest vectors the lanes layout is used with (``cpu_lanes``).
 MIN_LANES = 4
@@ -250,12 +260,12 @@ def _divisor(n, most):
     return next(c for c in range(min(n, most), 0, -1) if n % c == 0)
 
 
-def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
+def schedule_routing_lanes(s, v, chunk=None, dblock=LANE_DBLOCK):
     """``capsule.predict_and_route_lanes``: per block of ``lanes`` batch elements (the
     blocks in parallel), the block's prediction vectors, then every round over them, each
     stage vectorized across the lanes. With ``recompute``, each round computes a chunk's
     prediction vectors right before its logits and weighted sum read them, from u packed per
-    block.
+    block. ``chunk``: input capsules per step of a round (None: ``lane_chunk``).
 
     With fewer blocks than threads, the prediction runs first, in parallel over (block, input
     capsule), and each round's weighted sum is split over input capsules (rfactor) into one
@@ -270,6 +280,7 @@ def schedule_routing_lanes(s, v, chunk=LANE_CHUNK, dblock=LANE_DBLOCK):
     if whole_blocks:
         st.parallel(bo)
     recompute = v.op.attrs.get("recompute")
+    chunk = lane_chunk(recompute) if chunk is None else chunk
     if not recompute:
         per_i = _schedule_prediction_lanes(s, parts["u_hat"], dblock,
                                            st if whole_blocks else None, bo)

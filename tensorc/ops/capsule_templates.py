@@ -66,8 +66,9 @@ def capsule_routing_lanes(B, I, J, Din, Dout, iterations=3, dtype="float32"):
     native = vector_lanes(dtype)
     cfg.define_knob("lanes", _options(capsule_schedule.cpu_lanes(B, dtype) or native,
                                       [native // 2, native, 2 * native]))
-    cfg.define_knob("chunk", _options(capsule_schedule.LANE_CHUNK,
-                                      [c for c in (1, 2, 8, 16) if I % c == 0]))
+    default_lanes = capsule_schedule.cpu_lanes(B, dtype) or native
+    chunk = capsule_schedule.lane_chunk(default_lanes >= capsule.RECOMPUTE_LANES)
+    cfg.define_knob("chunk", _options(chunk, [c for c in (1, 2, 4, 8, 16) if I % c == 0]))
     cfg.define_knob("dblock", _options(capsule_schedule.LANE_DBLOCK,
                                        [d for d in (2, 8) if Dout % d == 0]))
     u = te.placeholder((B, I, Din), dtype, name="u")

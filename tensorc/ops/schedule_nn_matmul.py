@@ -1,17 +1,19 @@
 """Default CPU schedules of matmul, batch_matmul, dense and gemm (and their epilogues).
 
 The micro-kernel keeps 6 rows x 16 columns of C in 12 accumulators of 8 float lanes in AVX2
-registers (the BLIS Zen shape: 12 accumulators + operands fit the 16 ymm registers), reading B
-from the 16-wide column panels ``ops.matmul`` packs it into and A from its six-row
-interleaving. Products of fewer than 4 rows are matrix-vector products and skip the packing:
-64-column blocks when B's rows are contiguous, 4 outputs x 16 partial sums (rfactor) when W's
-rows are (the batch-1 classifier).
+registers (the BLIS Zen shape: 12 accumulators + operands fit the 16 ymm registers), or 12
+rows x 16 columns in 12 zmm registers with AVX-512 (``default_mr``), reading B from the
+16-wide column panels ``ops.matmul`` packs it into and A from its six-row interleaving.
+Products of fewer than 4 rows are matrix-vector products and skip the packing: 64-column
+blocks when B's rows are contiguous, 4 outputs x 16 partial sums (rfactor) when W's rows are
+(the batch-1 classifier).
 
 A float16 product accumulates in a float32 reduction (``<name>_acc``) that an elementwise
 compute rounds: it is the epilogue's first stage, so the accumulator tile stays float32 in
 registers and is rounded as it is stored.
 """
-from .matmul import MIN_ROWS
+from .matmul import MIN_ROWS, ROWS
+from .schedule_cpu import vector_registers
 from .schedule_nn_fusion import (
     find_reduction,
     fuse_epilogue,
@@ -25,7 +27,17 @@ from .schedule_nn_fusion import (
 MATMUL_TAGS = ("matmul", "dense")
 
 
-def schedule_matmul(s, anchor, out=None, mr=6, nr=16, parallel="auto", unroll=True, cols=512,
+def default_mr(M):
+    """Rows of the register tile: 12 accumulators, whole groups of the six-row packing of A
+    -- 6 rows with 16 vector registers (two ymm per 16 columns), 12 with 32 (one zmm). On the
+    Zen 5, 12 rows ran a 1024^3 product at 365 against 307 GFLOP/s and BERT's 128 x 3072 x 768
+    at 266 against 244 (benchmarks/RESULTS.md, "Twelfth session"); a packing of 12 rows was no
+    faster than two groups of 6."""
+    groups = max(1, vector_registers() * 3 // 8 // ROWS)
+    return min(ROWS * groups, max(ROWS, -(-M // ROWS) * ROWS))
+
+
+def schedule_matmul(s, anchor, out=None, mr=None, nr=16, parallel="auto", unroll=True, cols=512,
                     vec=64, kv=16):
     """matmul / batch_matmul / dense / gemm (and an elementwise epilogue).
 
@@ -37,10 +49,10 @@ def schedule_matmul(s, anchor, out=None, mr=6, nr=16, parallel="auto", unroll=Tr
     the reduction into 16 partial sums (rfactor) for 4 outputs at a time.
 
     The keyword arguments are the tuning knobs (``ops.templates``); their defaults are the
-    default schedule. ``parallel``: "auto" (the outermost loop worth it, when there is enough
-    work), "outer" (the outermost loop whatever the work) or "none"; ``unroll`` unrolls the
-    register tile's rows; ``cols``/``vec`` are the column block and vector of the B-row
-    matrix-vector kernel, ``kv`` the partial sums of the W-row one.
+    default schedule (``mr`` None: ``default_mr``). ``parallel``: "auto" (the outermost loop
+    worth it, when there is enough work), "outer" (the outermost loop whatever the work) or
+    "none"; ``unroll`` unrolls the register tile's rows; ``cols``/``vec`` are the column block
+    and vector of the B-row matrix-vector kernel, ``kv`` the partial sums of the W-row one.
     """
     if parallel not in ("auto", "outer", "none"):
         raise ValueError(f"schedule_matmul: parallel must be 'auto', 'outer' or 'none', "
@@ -114,7 +126,7 @@ def _outer_parallel(st, big, loop, work, parallel):
 
 def _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll):
     M = C.op.attrs["M"]
-    mr = min(mr, M)
+    mr = min(default_mr(M) if mr is None else mr, M)
     CC = local_accumulator(s, C, out)
     st = s[out]
     *batch, i, j = st.op.axis

@@ -36,7 +36,7 @@ from .schedule_nn_conv import (
     winograd_lanes,
 )
 from .schedule_nn_fusion import find_reduction, macs, work_ok
-from .schedule_nn_matmul import MATMUL_TAGS, schedule_matmul
+from .schedule_nn_matmul import MATMUL_TAGS, default_mr, schedule_matmul
 from .softmax import softmax as _softmax
 from .util import prod
 
@@ -67,7 +67,9 @@ def matmul_knobs(cfg, y, dtype):
     knobs = {}
     if M >= 4:
         lanes = vector_lanes(dtype)
-        knobs["mr"] = _define(cfg, "mr", min(6, M), [m for m in range(1, 9) if m <= M])
+        top = max(8, default_mr(M))
+        knobs["mr"] = _define(cfg, "mr", min(default_mr(M), M),
+                              [m for m in range(1, top + 1) if m <= M])
         knobs["nr"] = _define(cfg, "nr", 16, [v for v in range(lanes, 65, lanes)
                                               if v - lanes < N])
         knobs["unroll"] = _define(cfg, "unroll", True, [False])

@@ -176,6 +176,22 @@ def test_predict_and_route_lanes_recomputed(monkeypatch, batch, lanes, threads, 
     assert rel_l2(got, ref) < 1e-5
 
 
+def test_recomputed_rounds_take_two_input_capsules_per_chunk(monkeypatch):
+    """The default chunk of a recomputing round is RECOMPUTE_CHUNK (2: its prediction vectors
+    stay in L1), where the stored layout takes LANE_CHUNK (4)."""
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: 2)
+    n_in, lanes = 12, 16
+    u, a = placeholder((21, n_in, DIN), name="u")
+    W, w = placeholder((n_in, J, DOUT, DIN), name="W", seed=1, lo=0.05, hi=0.3)
+    v = capsule.predict_and_route_lanes(u, W, 2, lanes=lanes, recompute=True)
+    text = lowered(v, [u, W, v])
+    assert capsule_schedule.RECOMPUTE_CHUNK == 2 and capsule_schedule.lane_chunk(False) == 4
+    assert f"v.u_hat1 = allocate(float32[{2 * J * DOUT * lanes}]" in text
+    ref = np_routing(np_predict(a, w), 2)
+    got = check(v, {u: a, W: w}, lambda *_: ref, rtol=1e-5, atol=1e-6)
+    assert rel_l2(got, ref) < 1e-5
+
+
 @pytest.mark.parametrize("threads,iterations", [(2, 3), (4, 2)])
 def test_lanes_rounds_split_over_input_capsules_with_fewer_blocks_than_threads(
         monkeypatch, threads, iterations):

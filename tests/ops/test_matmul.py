@@ -187,3 +187,12 @@ def test_left_operand_packed_in_row_groups_from_four_rows(M, packed):
 def test_matmul_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("registers, expected", [(16, [6, 6, 6, 6]), (32, [6, 12, 12, 12])])
+def test_register_tile_rows_follow_the_register_file(monkeypatch, registers, expected):
+    """Whole groups of the six-row packing of A: 6 rows with 16 vector registers, 12 with 32
+    (never more groups than the rows need)."""
+    from tensorc.ops import schedule_nn_matmul as SNM
+    monkeypatch.setattr(SNM, "vector_registers", lambda: registers)
+    assert [SNM.default_mr(m) for m in (5, 7, 13, 1024)] == expected

@@ -14,6 +14,7 @@ from tensorc.autotune import create_task
 from tensorc.ops import conv as CV
 from tensorc.ops import matmul as MM
 from tensorc.ops import schedule_nn_conv as SNC
+from tensorc.ops import schedule_nn_matmul as SNM
 from tensorc.ops import schedule_cpu as SC
 from tensorc.ops import schedule_nn as SN
 from tensorc.ops import schedule_nn_fusion as SNF
@@ -79,6 +80,11 @@ def _nr_choices(n):
     return len([v for v in range(lanes, 65, lanes) if v - lanes < n])
 
 
+def _matmul_mr_choices(m):
+    """matmul kernel: mr from 1 to the default tile (at least 8), at most M."""
+    return min(m, max(8, SNM.default_mr(m)))
+
+
 def _mr_choices(oc):
     """1x1 kernel: mr from 1 to the register budget (at least 8), at most OC."""
     return min(oc, max(8, SNC.conv1x1_mr_cap()))
@@ -86,9 +92,10 @@ def _mr_choices(oc):
 
 # (template, args, default schedule, space size and why)
 CASES = [
-    # mr 1..8 x nr (vectors that reach column 29: 8..32 on AVX2) x unroll 2 x parallel 3
-    ("dense", (13, 29, 37), _default_dense, 8 * _nr_choices(29) * 2 * 3),
-    ("matmul", (13, 29, 37), _default_matmul, 8 * _nr_choices(29) * 2 * 3),
+    # mr 1..8 (1..12 with AVX-512) x nr (vectors that reach column 29: 8..32 on AVX2) x
+    # unroll 2 x parallel 3
+    ("dense", (13, 29, 37), _default_dense, _matmul_mr_choices(13) * _nr_choices(29) * 2 * 3),
+    ("matmul", (13, 29, 37), _default_matmul, _matmul_mr_choices(13) * _nr_choices(29) * 2 * 3),
     # mr 1..7 (M = 7) x nr (N = 19: 8..24 on AVX2) x 2 x 3
     ("batch_matmul", (3, 7, 19, 11), _default_batch_matmul, 7 * _nr_choices(19) * 2 * 3),
     # matrix-vector kernels: kv {16, 8, 32} (K = 37) x parallel 3; cols 5 x vec 4 x parallel 3
