@@ -19,6 +19,7 @@ from tensorc.ops import conv as C
 from tensorc.ops import matmul as MM
 from tensorc.ops import pool as P
 from tensorc.ops import schedule_nn as SN
+from tensorc.ops import schedule_nn_matmul as SNM
 from tensorc.ops import schedule_nn_fusion as SNF
 
 K = 1000
@@ -212,6 +213,7 @@ def test_accumulator_stage_is_float32_and_vectorized():
     (a, b), _ = operands((13, K), (K, 37))
     y = MM.matmul(a, b)
     text = str(tc.lower(SN.create_schedule(y), [a, b, y]))
-    assert "matmul_acc = allocate(float32[96], local)" in text     # 6 x 16 float32 tile
+    rows = SNM.default_mr(13)                                       # 6 (AVX2) or 12 (AVX-512)
+    assert f"matmul_acc = allocate(float32[{rows * 16}], local)" in text   # rows x 16 float32
     assert "matmul_acc[ramp(0, 1, 16)] = x16(0.0f)" in text
     assert "= float16x16(matmul_acc[ramp(" in text                 # rounded as it is stored
