@@ -136,31 +136,32 @@ def test_bad_requests_name_the_stage_axis_and_tensor():
         tc.lower(s, [A, B])
 
 
-def test_prefetch_of_a_tensor_the_loop_does_not_read():
-    """B's loops read A only through P, computed at the root: prefetching A there finds
-    nothing to prefetch and says so; prefetching P (what the loop reads) works."""
-    A = te.placeholder((30, 20), name="A")
-    P = te.compute((30, 20), lambda i, j: A[i, j] + 1.0, name="P")
-    k = te.reduce_axis((0, 20), name="k")
+def _through_p():
+    """B = row sums of P = A + 1, B's rows in blocks of 4: (A, P, B, schedule, block loop,
+    row loop)."""
+    A = te.placeholder((30, 19), name="A")
+    P = te.compute((30, 19), lambda i, j: A[i, j] + 1.0, name="P")
+    k = te.reduce_axis((0, 19), name="k")
     B = te.compute((30,), lambda i: te.sum(P[i, k], axis=k), name="B")
     s = te.create_schedule(B.op)
     io, ii = s[B].split(B.op.axis[0], factor=4)
+    return A, P, B, s, io, ii
+
+
+def test_prefetch_of_a_tensor_the_loop_does_not_read():
+    """B's loops read A only through P, computed at the root: prefetching A there finds
+    nothing to prefetch and says so; prefetching P (what the loop reads) works."""
+    A, P, B, s, io, _ = _through_p()
     s[B].prefetch(A, io, 1)
     with pytest.raises(ValueError, match="loop 'i.outer' reads nothing of 'A'"):
         tc.lower(s, [A, B])
-    s = te.create_schedule(B.op)
-    io, ii = s[B].split(B.op.axis[0], factor=4)
+    A, P, B, s, io, _ = _through_p()
     s[B].prefetch(P, io, 1)
     check(s, [A, B], lambda a: (a + 1).sum(1), rtol=1e-5)
 
 
 def test_prefetch_of_a_tensor_computed_inside_the_loop():
-    A = te.placeholder((30, 20), name="A")
-    P = te.compute((30, 20), lambda i, j: A[i, j] + 1.0, name="P")
-    k = te.reduce_axis((0, 20), name="k")
-    B = te.compute((30,), lambda i: te.sum(P[i, k], axis=k), name="B")
-    s = te.create_schedule(B.op)
-    io, ii = s[B].split(B.op.axis[0], factor=4)
+    A, P, B, s, io, ii = _through_p()
     s[P].compute_at(s[B], ii)
     s[B].prefetch(P, io, 1)
     with pytest.raises(ValueError, match="'P' is computed inside the loop"):
