@@ -23,7 +23,7 @@ import math
 from ..te.tensor import ComputeOp
 from .conv import find_anchor
 from .conv_winograd import TILE
-from .schedule_cpu import vector_lanes, vector_registers
+from .schedule_cpu import tile_rows, vector_lanes, vector_registers
 from .schedule_nn_fusion import fuse_epilogue, inline_injective_inputs, macs, work_ok
 
 
@@ -100,11 +100,9 @@ def _nchwc_regn(ow, ocb):
 
 
 def conv1x1_mr_cap():
-    """Output channels per register tile of the 1x1 kernel (16-pixel vectors): 6 with 16
-    vector registers, 12 with 32. On the Zen 5, 12 beat 6 on all seven MobileNetV2 1x1 shapes
-    measured (1.1-1.6x), and 16-24 were no better than 12 over them (benchmarks/RESULTS.md,
-    "Twelfth session")."""
-    return vector_registers() * 3 // 8
+    """Output channels per register tile of the 1x1 kernel (16-pixel vectors): ``tile_rows``.
+    On the Zen 5, 12 beat 6 on all seven MobileNetV2 1x1 shapes measured (1.1-1.6x)."""
+    return tile_rows(vector_registers())
 
 
 #: output planes up to this many pixels are accumulated whole (per 16-channel block) with the

@@ -13,7 +13,7 @@ compute rounds: it is the epilogue's first stage, so the accumulator tile stays 
 registers and is rounded as it is stored.
 """
 from .matmul import MIN_ROWS, ROWS
-from .schedule_cpu import vector_registers
+from .schedule_cpu import tile_rows, vector_registers
 from .schedule_nn_fusion import (
     find_reduction,
     fuse_epilogue,
@@ -28,12 +28,10 @@ MATMUL_TAGS = ("matmul", "dense")
 
 
 def default_mr(M):
-    """Rows of the register tile: 12 accumulators, whole groups of the six-row packing of A
-    -- 6 rows with 16 vector registers (two ymm per 16 columns), 12 with 32 (one zmm). On the
-    Zen 5, 12 rows ran a 1024^3 product at 365 against 307 GFLOP/s and BERT's 128 x 3072 x 768
-    at 266 against 244 (benchmarks/RESULTS.md, "Twelfth session"); a packing of 12 rows was no
-    faster than two groups of 6."""
-    groups = max(1, vector_registers() * 3 // 8 // ROWS)
+    """Rows of the register tile: ``tile_rows`` in whole groups of the six-row packing of A.
+    On the Zen 5, 12 rows ran a 1024^3 product at 365 against 307 GFLOP/s and BERT's 128 x
+    3072 x 768 at 266 against 244; a packing of 12 rows was no faster than two groups of 6."""
+    groups = max(1, tile_rows(vector_registers()) // ROWS)
     return min(ROWS * groups, max(ROWS, -(-M // ROWS) * ROWS))
 
 
