@@ -64,9 +64,8 @@ def capsule_routing_lanes(B, I, J, Din, Dout, iterations=3, dtype="float32"):
     """``capsule_routing`` in the batch-in-lanes layout."""
     cfg = get_config()
     native = vector_lanes(dtype)
-    cfg.define_knob("lanes", _options(capsule_schedule.cpu_lanes(B, dtype) or native,
-                                      [native // 2, native, 2 * native]))
     default_lanes = capsule_schedule.cpu_lanes(B, dtype) or native
+    cfg.define_knob("lanes", _options(default_lanes, [native // 2, native, 2 * native]))
     chunk = capsule_schedule.lane_chunk(default_lanes >= capsule.RECOMPUTE_LANES)
     cfg.define_knob("chunk", _options(chunk, [c for c in (1, 2, 4, 8, 16) if I % c == 0]))
     cfg.define_knob("dblock", _options(capsule_schedule.LANE_DBLOCK,

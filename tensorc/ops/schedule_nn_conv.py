@@ -105,6 +105,11 @@ def conv1x1_mr_cap():
     return tile_rows(vector_registers())
 
 
+def conv1x1_mr(oc):
+    """The 1x1 kernel's default output channels per tile, for ``oc`` output channels."""
+    return register_tile(oc, conv1x1_mr_cap())
+
+
 #: output planes up to this many pixels are accumulated whole (per 16-channel block) with the
 #: input channels blocked outside, so each kernel block is reused by every pixel from L1; larger
 #: planes are accumulated that way a few rows (up to this many pixels) at a time when the kernel
@@ -267,7 +272,7 @@ def _schedule_1x1(s, conv, out, mr=None, nr=16, ry=None, parallel=True):
     OH, OW = conv.op.attrs["out_hw"]
     _, OC, P = conv.shape
     IC = int(conv.op.reduce_axis[0].dom.extent.value)
-    mr = register_tile(OC, conv1x1_mr_cap()) if mr is None else mr
+    mr = conv1x1_mr(OC) if mr is None else mr
     st = s[out]
     n, c, y, x = _split_out_axes(st)
     if y is None:

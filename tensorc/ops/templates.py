@@ -28,10 +28,10 @@ from .schedule_nn_conv import (
     PLANE_IC,
     PLANE_PIXELS,
     _divisor_near,
+    conv1x1_mr,
     conv1x1_mr_cap,
     nchwc_defaults,
     nchwc_regn_cap,
-    register_tile,
     schedule_conv2d,
     winograd_lanes,
 )
@@ -146,9 +146,8 @@ def conv_knobs(cfg, conv):
     elif algo == "1x1":
         OH, OW = info["out_hw"]
         OC = conv.shape[1]
-        cap = conv1x1_mr_cap()
-        mr = register_tile(OC, cap)
-        knobs["mr"] = _define(cfg, "mr", mr, [m for m in range(1, max(8, cap) + 1) if m <= OC])
+        top = max(8, conv1x1_mr_cap())
+        knobs["mr"] = _define(cfg, "mr", conv1x1_mr(OC), [m for m in range(1, top + 1) if m <= OC])
         knobs["nr"] = _define(cfg, "nr", 16, [8, 32, 64])
         if OH > 1:
             default = _divisor_near(OH, max(1, 320 // OW))
