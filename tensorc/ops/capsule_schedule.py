@@ -425,16 +425,36 @@ def schedule_squash(s, out):
     return s
 
 
-def schedule_votes(s, out):
-    """Per (batch, output row) in parallel; each vote's P x P product accumulates row by
-    row with the P columns in a vector."""
+#: What ``schedule_votes`` fuses into its parallel loop: the batch and output row ("by"), or
+#: the output column too ("byx": more, smaller tasks, for a grid of few rows).
+VOTES_PARALLEL = ("by", "byx")
+
+
+def schedule_votes(s, out, parallel="by", oblock=1, unroll_rows=False):
+    """Per (batch, output row) (``parallel``) in parallel; each vote's P x P product
+    accumulates row by row with the P columns in a vector. ``oblock`` output capsule types
+    take each broadcast element of a pose row together (a divisor of their count), and
+    ``unroll_rows`` unrolls the rows of a product as well as its inner dimension."""
+    if parallel not in VOTES_PARALLEL:
+        raise ValueError(f"schedule_votes: parallel must be one of {VOTES_PARALLEL}, got "
+                         f"{parallel!r}")
     st = s[out]
-    b, y, *rest, p, q = st.op.axis
+    b, y, x, ky, kx, c, o, p, q = st.op.axis
+    if out.shape[6] % oblock:
+        raise ValueError(f"schedule_votes: oblock {oblock} does not divide the {out.shape[6]} "
+                         f"output capsule types of {out.name!r}")
     (r,) = st.op.reduce_axis
-    st.reorder(b, y, *rest, p, r, q)
+    if oblock > 1:
+        oo, oi = st.split(o, factor=oblock)
+        st.reorder(b, y, x, ky, kx, c, oo, p, r, oi, q)
+        st.unroll(oi)
+    else:
+        st.reorder(b, y, x, ky, kx, c, o, p, r, q)
     st.vectorize(q)
     st.unroll(r)
-    outer = st.fuse(b, y)
+    if unroll_rows:
+        st.unroll(p)
+    outer = st.fuse(b, y) if parallel == "by" else st.fuse(b, y, x)
     if prod(out.shape) >= PARALLEL_MIN:
         st.parallel(outer)
     return s

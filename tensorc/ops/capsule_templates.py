@@ -1,8 +1,9 @@
-"""Tuning templates "capsule_routing" and "capsule_routing_lanes": ``capsule.predict`` +
-``capsule.dynamic_routing`` (and ``capsule.predict_and_route_lanes``, the same result with the
-batch in the vector lanes) with the fused CPU schedules' constants as knobs (registered when
-``ops.templates`` is imported). Two templates, not a layout knob: each layout has knobs of its
-own, and one space holding both would be mostly duplicate programs.
+"""Tuning templates of the capsule ops: "capsule_routing" and "capsule_routing_lanes",
+``capsule.predict`` + ``capsule.dynamic_routing`` (and ``capsule.predict_and_route_lanes``, the
+same result with the batch in the vector lanes), and "capsule_em_votes", with the CPU
+schedules' constants as knobs (registered when ``ops.templates`` is imported). Two routing
+templates, not a layout knob: each layout has knobs of its own, and one space holding both
+would be mostly duplicate programs.
 
 "capsule_routing":
 
@@ -24,11 +25,23 @@ default program):
 - ``chunk``: input capsules per step of a round (divisors of I only: a chunk must not
   overhang the prediction vectors);
 - ``dblock``: output dimensions accumulated in registers together in the prediction.
+
+"capsule_em_votes" (``capsule.em_votes``; point 0 is ``schedule_votes``'s default):
+
+- ``parallel``: the loops fused into the parallel loop, (batch, output row) or also the column;
+- ``oblock``: output capsule types that share each broadcast pose element (divisors of O up
+  to 4);
+- ``unroll_rows``: the rows of each P x P product unrolled too.
+
+At the sizes of the paper's ConvCaps layers the votes are bound by the bandwidth of writing
+them (21 MB at 14x14 inputs, 32 capsule types in and out, stride 2): every point of this space
+ran within 10% of the default there (benchmarks/RESULTS.md, thirteenth session).
 """
 from .. import te
 from ..autotune import get_config, template
 from . import capsule, capsule_schedule
 from .schedule_cpu import vector_lanes
+from .util import prod
 
 
 def _options(default, others):
@@ -80,4 +93,21 @@ def capsule_routing_lanes(B, I, J, Din, Dout, iterations=3, dtype="float32"):
     return s, [u, W, v]
 
 
-__all__ = ["capsule_routing", "capsule_routing_lanes"]
+@template("capsule_em_votes")
+def capsule_em_votes(B, H, Wd, C, O, K, P, stride=1, dtype="float32"):
+    """Votes of a ConvCaps layer: poses (B, H, Wd, C, P, P), W (K, K, C, O, P, P)."""
+    cfg = get_config()
+    pose = te.placeholder((B, H, Wd, C, P, P), dtype, name="pose")
+    W = te.placeholder((K, K, C, O, P, P), dtype, name="W")
+    votes = capsule.em_votes(pose, W, stride)
+    cfg.add_flop(2.0 * P * prod(votes.shape))
+    cfg.define_knob("parallel", list(capsule_schedule.VOTES_PARALLEL))
+    cfg.define_knob("oblock", [b for b in (1, 2, 4) if O % b == 0])
+    cfg.define_knob("unroll_rows", [False, True])
+    s = te.create_schedule(votes.op)
+    capsule_schedule.schedule_votes(s, votes, cfg["parallel"].val, cfg["oblock"].val,
+                                    cfg["unroll_rows"].val)
+    return s, [pose, W, votes]
+
+
+__all__ = ["capsule_em_votes", "capsule_routing", "capsule_routing_lanes"]

@@ -446,6 +446,43 @@ def test_lanes_template_point_zero_is_the_default_and_points_match_numpy(monkeyp
         assert rel_l2(out, ref) < 1e-5, task.config(index)
 
 
+def test_votes_template_point_zero_is_the_default_and_every_point_matches_numpy(monkeypatch):
+    """All 12 points (parallel loops x output-type blocks x unrolled rows) of an odd-sized
+    stride-2 layer: distinct programs, each the numpy votes, point 0 the default schedule."""
+    import tensorc as tc
+    from tensorc.autotune import create_task
+    from tensorc.ops.schedule_cpu import schedule_for
+    monkeypatch.setattr(capsule_schedule, "PARALLEL_MIN", 0)
+    args = [2, 7, 6, 3, 4, 3, 4, 2]   # B, H, Wd, C, O, K, P, stride
+    task = create_task("capsule_em_votes", args)
+    assert {n: len(k.entities) for n, k in task.config_space.knobs.items()} == \
+        {"parallel": 2, "oblock": 3, "unroll_rows": 2}
+    pose, p = placeholder((2, 7, 6, 3, 4, 4), name="pose")
+    W, w = placeholder((3, 3, 3, 4, 4, 4), name="W", seed=1)
+    votes = capsule.em_votes(pose, W, 2)
+    assert str(task.lower(0, name="f")) == str(tc.lower(schedule_for(votes), [pose, W, votes],
+                                                        name="f"))
+    assert task.flop == 2 * 4 * np.prod(votes.shape)
+    texts = set()
+    ref = np_votes(p, w, 2)
+    for index in range(len(task.config_space)):
+        texts.add(str(task.lower(index)))
+        out = np.full(ref.shape, np.nan, "float32")
+        task.build(index)(p, w, out)
+        assert rel_l2(out, ref) < 1e-5, task.config(index)
+    assert len(texts) == len(task.config_space)
+
+
+def test_votes_schedule_names_a_bad_knob():
+    pose = te.placeholder((1, 5, 5, 2, 4, 4), name="pose")
+    votes = capsule.em_votes(pose, te.placeholder((3, 3, 2, 3, 4, 4), name="W"))
+    with pytest.raises(ValueError, match="oblock 2 does not divide the 3 output capsule types "
+                                         "of 'votes'"):
+        capsule_schedule.schedule_votes(te.create_schedule(votes.op), votes, oblock=2)
+    with pytest.raises(ValueError, match="parallel must be one of"):
+        capsule_schedule.schedule_votes(te.create_schedule(votes.op), votes, parallel="b")
+
+
 def test_template_has_no_chunk_knob_for_one_round():
     from tensorc.autotune import create_task
     task = create_task("capsule_routing", [3, I, J, DIN, DOUT, 1])
