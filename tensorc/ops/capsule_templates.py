@@ -1,9 +1,10 @@
 """Tuning templates of the capsule ops: "capsule_routing" and "capsule_routing_lanes",
 ``capsule.predict`` + ``capsule.dynamic_routing`` (and ``capsule.predict_and_route_lanes``, the
-same result with the batch in the vector lanes), and "capsule_em_votes", with the CPU
-schedules' constants as knobs (registered when ``ops.templates`` is imported). Two routing
-templates, not a layout knob: each layout has knobs of its own, and one space holding both
-would be mostly duplicate programs.
+same result with the batch in the vector lanes); "capsule_predict" and
+"capsule_dynamic_routing", each alone (the ``block`` knob, and ``chunk`` for the routing, as
+below); and "capsule_em_votes". The CPU schedules' constants are the knobs (registered when
+``ops.templates`` is imported). Two templates for prediction + routing, not a layout knob: each
+layout has knobs of its own, and one space holding both would be mostly duplicate programs.
 
 "capsule_routing":
 
@@ -50,6 +51,50 @@ def _options(default, others):
     return out
 
 
+def _block_knob(cfg, B):
+    cfg.define_knob("block", _options(capsule_schedule._block(B),
+                                             [b for b in (1, 2, 4, 8, 16) if b <= B]))
+
+
+def _routing_knobs(cfg, B, I, iterations):
+    """The ``block`` and (with more than one round) ``chunk`` knobs of ``schedule_routing``,
+    as its keyword arguments."""
+    _block_knob(cfg, B)
+    knobs = {"block": cfg["block"].val}
+    if iterations > 1:
+        cfg.define_knob("chunk", _options(capsule_schedule.CHUNK,
+                                          [c for c in (16, 32, 128) if c < I]))
+        knobs["chunk"] = cfg["chunk"].val
+    return knobs
+
+
+@template("capsule_predict")
+def capsule_predict(B, I, J, Din, Dout, dtype="float32"):
+    """u_hat (B, I, J, Dout) = W[i, j] @ u[b, i] alone: u (B, I, Din), W (I, J, Dout, Din)."""
+    cfg = get_config()
+    u = te.placeholder((B, I, Din), dtype, name="u")
+    W = te.placeholder((I, J, Dout, Din), dtype, name="W")
+    u_hat = capsule.predict(u, W)
+    cfg.add_flop(2.0 * B * I * J * Dout * Din)
+    _block_knob(cfg, B)
+    s = te.create_schedule(u_hat.op)
+    capsule_schedule.schedule_predict_block(s, u_hat, block=cfg["block"].val)
+    return s, [u, W, u_hat]
+
+
+@template("capsule_dynamic_routing")
+def capsule_dynamic_routing(B, I, J, Dout, iterations=3, dtype="float32"):
+    """v (B, J, Dout) from given prediction vectors u_hat (B, I, J, Dout)."""
+    cfg = get_config()
+    u_hat = te.placeholder((B, I, J, Dout), dtype, name="u_hat")
+    v = capsule.dynamic_routing(u_hat, iterations)
+    cfg.add_flop(2.0 * B * I * J * Dout * (2 * iterations - 1))
+    knobs = _routing_knobs(cfg, B, I, iterations)
+    s = te.create_schedule(v.op)
+    capsule_schedule.schedule_routing(s, v, **knobs)
+    return s, [u_hat, v]
+
+
 @template("capsule_routing")
 def capsule_routing(B, I, J, Din, Dout, iterations=3, dtype="float32"):
     """v (B, J, Dout) from u (B, I, Din) and W (I, J, Dout, Din) in ``iterations`` rounds."""
@@ -58,13 +103,7 @@ def capsule_routing(B, I, J, Din, Dout, iterations=3, dtype="float32"):
     W = te.placeholder((I, J, Dout, Din), dtype, name="W")
     v = capsule.dynamic_routing(capsule.predict(u, W), iterations)
     cfg.add_flop(2.0 * B * I * J * Dout * (Din + 2 * iterations - 1))
-    cfg.define_knob("block", _options(capsule_schedule._block(B),
-                                      [b for b in (1, 2, 4, 8, 16) if b <= B]))
-    knobs = {"block": cfg["block"].val}
-    if iterations > 1:
-        cfg.define_knob("chunk", _options(capsule_schedule.CHUNK,
-                                          [c for c in (16, 32, 128) if c < I]))
-        knobs["chunk"] = cfg["chunk"].val
+    knobs = _routing_knobs(cfg, B, I, iterations)
     auto = "root" if B < capsule_schedule._threads() else "block"
     cfg.define_knob("predict", _options(auto, ["block", "root"]))
     s = te.create_schedule(v.op)
@@ -110,4 +149,5 @@ def capsule_em_votes(B, H, Wd, C, O, K, P, stride=1, dtype="float32"):
     return s, [pose, W, votes]
 
 
-__all__ = ["capsule_em_votes", "capsule_routing", "capsule_routing_lanes"]
+__all__ = ["capsule_dynamic_routing", "capsule_em_votes", "capsule_predict", "capsule_routing",
+           "capsule_routing_lanes"]

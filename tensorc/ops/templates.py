@@ -251,9 +251,11 @@ def reduce(shape, axis=None, reducer="sum", keepdims=False, dtype="float32"):
     return s, [x, y]
 
 
-from .capsule_templates import (capsule_em_votes,  # noqa: E402  (registers them)
-                                capsule_routing, capsule_routing_lanes)
+from .capsule_templates import (capsule_dynamic_routing,  # noqa: E402  (registers them)
+                                capsule_em_votes, capsule_predict, capsule_routing,
+                                capsule_routing_lanes)
 from . import templates_gpu  # noqa: E402, F401  (registers the CUDA variants)
 
 __all__ = ["dense", "matmul", "batch_matmul", "conv2d_nchw", "depthwise_conv2d", "softmax",
-           "reduce", "capsule_em_votes", "capsule_routing", "capsule_routing_lanes"]
+           "reduce", "capsule_dynamic_routing", "capsule_em_votes", "capsule_predict",
+           "capsule_routing", "capsule_routing_lanes"]

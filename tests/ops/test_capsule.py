@@ -446,6 +446,37 @@ def test_lanes_template_point_zero_is_the_default_and_points_match_numpy(monkeyp
         assert rel_l2(out, ref) < 1e-5, task.config(index)
 
 
+@pytest.mark.parametrize("name", ["capsule_predict", "capsule_dynamic_routing"])
+def test_predict_and_routing_alone_templates(monkeypatch, name):
+    """Each half of the op alone: point 0 the default schedule, every point (blocks, and the
+    routing's chunks below I) a distinct program that computes the numpy result."""
+    import tensorc as tc
+    from tensorc.autotune import create_task
+    from tensorc.ops.schedule_cpu import schedule_for
+    monkeypatch.setattr(capsule_schedule, "_threads", lambda: 2)
+    batch = 5
+    u, a, W, w = inputs(batch)
+    if name == "capsule_predict":
+        task = create_task(name, [batch, I, J, DIN, DOUT])
+        out = capsule.predict(u, W)
+        tensors, arrays, ref = [u, W, out], [a, w], np_predict(a, w)
+        assert set(task.config_space.knobs) == {"block"}
+    else:
+        u_hat, uh = placeholder((batch, I, J, DOUT), name="u_hat", seed=3)
+        task = create_task(name, [batch, I, J, DOUT, 2])
+        out = capsule.dynamic_routing(u_hat, 2)
+        tensors, arrays, ref = [u_hat, out], [uh], np_routing(uh.astype(np.float64), 2)
+        assert set(task.config_space.knobs) == {"block", "chunk"}
+    assert str(task.lower(0, name="f")) == str(tc.lower(schedule_for(out), tensors, name="f"))
+    texts = set()
+    for index in range(len(task.config_space)):
+        texts.add(str(task.lower(index)))
+        got = np.full(ref.shape, np.nan, "float32")
+        task.build(index)(*arrays, got)
+        assert rel_l2(got, ref) < 1e-5, task.config(index)
+    assert len(texts) == len(task.config_space)
+
+
 def test_votes_template_point_zero_is_the_default_and_every_point_matches_numpy(monkeypatch):
     """All 12 points (parallel loops x output-type blocks x unrolled rows) of an odd-sized
     stride-2 layer: distinct programs, each the numpy votes, point 0 the default schedule."""
