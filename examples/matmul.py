@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""tensorc's main job: a float32 matmul, scheduled the classic way, checked and timed.
+"""A float32 matmul two ways: scheduled by hand the classic way, and the library's own.
 
 Builds C = A @ B (M = N = K = --size) with a 32x32 tiled, k-split-by-4, vectorised, parallel
-schedule, checks it against numpy, prints the first lines of the lowered IR, then GFLOP/s of
-tensorc and of numpy measured in this same process (median of interleaved rounds), and the
-host's CPU pressure line, which tells whether other load could have skewed the numbers.
+schedule written here (the TE scheduling tutorial's), checks it against numpy and prints the
+first lines of its lowered IR. Beside it, ``ops.matmul`` with its default schedule (what
+``tc.compile`` builds for a MatMul node: packed panels, a register-tiled micro-kernel). Then
+GFLOP/s of both and of numpy, measured in this same process (median of interleaved rounds),
+and the host's CPU pressure line, which tells whether other load could have skewed the
+numbers.
 
     python examples/matmul.py                 # 1024^3
     python examples/matmul.py --size 256      # the CI smoke test
@@ -57,6 +60,16 @@ def matmul(te, M: int, N: int, K: int):
     return s, [A, B, C]
 
 
+def library_matmul(te, M: int, N: int, K: int):
+    """``ops.matmul`` with its default CPU schedule; returns (schedule, [A, B, C])."""
+    from tensorc.ops import matmul as ops_matmul
+    from tensorc.ops import schedule_nn
+    A = te.placeholder((M, K), name="A")
+    B = te.placeholder((K, N), name="B")
+    C = ops_matmul.matmul(A, B)
+    return schedule_nn.create_schedule(C), [A, B, C]
+
+
 def cpu_pressure() -> str | None:
     """The 'some' line of /proc/pressure/cpu (Linux PSI), or None where there is none."""
     try:
@@ -101,54 +114,61 @@ def main(argv=None) -> int:
     print("\n".join(lowered[: args.ir_lines]))
     print("---\n")
 
-    t0 = time.perf_counter()
-    f = tc.build(s, arrays, target="llvm", name="mmult")
-    print(f"build: {time.perf_counter() - t0:.2f} s")
-
     rng = np.random.default_rng(0)
     a = rng.random((M, K), dtype=np.float32)
     b = rng.random((K, N), dtype=np.float32)
-    c = np.zeros((M, N), dtype=np.float32)
-    t0 = time.perf_counter()
-    f(a, b, c)
-    first_call = time.perf_counter() - t0
     ref = a.astype(np.float64) @ b.astype(np.float64)
-    err = float(np.max(np.abs(c - ref) / np.maximum(np.abs(ref), 1.0)))
-    ok = bool(np.allclose(c, ref, rtol=1e-4, atol=1e-4))
-    print(f"check against numpy: {'OK' if ok else 'MISMATCH'} (max relative error {err:.2e})")
-    if not ok:
-        bad = np.argwhere(~np.isclose(c, ref, rtol=1e-4, atol=1e-4))
-        i, j = bad[0]
-        print(f"  {len(bad)} wrong elements; e.g. C[{i},{j}] = {float(c[i, j])!r}, "
-              f"expected {float(ref[i, j])!r}", file=sys.stderr)
-        return 1
+    kernels = {}
+    for label, make in (("tensorc, this schedule", matmul), ("tensorc, ops.matmul", library_matmul)):
+        sched, tensors = (s, arrays) if make is matmul else make(te, M, N, K)
+        t0 = time.perf_counter()
+        f = tc.build(sched, tensors, target="llvm", name="mmult")
+        build = time.perf_counter() - t0
+        c = np.full((M, N), np.nan, dtype=np.float32)
+        t0 = time.perf_counter()
+        f(a, b, c)
+        first_call = time.perf_counter() - t0
+        err = float(np.max(np.abs(c - ref) / np.maximum(np.abs(ref), 1.0)))
+        ok = bool(np.allclose(c, ref, rtol=1e-4, atol=1e-4))
+        print(f"{label}: build {build:.2f} s, check against numpy: "
+              f"{'OK' if ok else 'MISMATCH'} (max relative error {err:.2e})")
+        if not ok:
+            bad = np.argwhere(~np.isclose(c, ref, rtol=1e-4, atol=1e-4))
+            i, j = bad[0]
+            print(f"  {len(bad)} wrong elements; e.g. C[{i},{j}] = {float(c[i, j])!r}, "
+                  f"expected {float(ref[i, j])!r}", file=sys.stderr)
+            return 1
+        f(a, b, c)
+        t0 = time.perf_counter()
+        f(a, b, c)
+        calls = _calls_for(min(first_call, time.perf_counter() - t0))
+        kernels[label] = (f.time_evaluator(number=calls, repeat=1), c, calls)
 
-    # Interleave tensorc and numpy rounds so that both see the same machine load.
-    c_np = np.empty_like(c)
+    # Interleave tensorc and numpy rounds so that all see the same machine load.
+    c_np = np.empty((M, N), dtype=np.float32)
     np.matmul(a, b, out=c_np)  # warm-up (thread pool start, page faults)
     t0 = time.perf_counter()
     np.matmul(a, b, out=c_np)
     np_calls = _calls_for(time.perf_counter() - t0)
-    f(a, b, c)
-    t0 = time.perf_counter()
-    f(a, b, c)
-    tc_calls = _calls_for(min(first_call, time.perf_counter() - t0))
-    tc_timer = f.time_evaluator(number=tc_calls, repeat=1)
-    tc_times, np_times = [], []
+    times = {label: [] for label in kernels}
+    np_times = []
     for _ in range(args.rounds):
-        tc_times.append(tc_timer(a, b, c).median)
+        for label, (timer, c, _) in kernels.items():
+            times[label].append(timer(a, b, c).median)
         t0 = time.perf_counter()
         for _ in range(np_calls):
             np.matmul(a, b, out=c_np)
         np_times.append((time.perf_counter() - t0) / np_calls)
 
     flops = 2.0 * M * N * K
-    tc_t, np_t = statistics.median(tc_times), statistics.median(np_times)
-    print(f"tensorc: {flops / tc_t / 1e9:8.2f} GFLOP/s  ({tc_t * 1e3:.3f} ms; median of "
-          f"{args.rounds} rounds x {tc_calls} calls)")
-    print(f"numpy:   {flops / np_t / 1e9:8.2f} GFLOP/s  ({np_t * 1e3:.3f} ms; median of "
+    np_t = statistics.median(np_times)
+    print()
+    for label, (_, _, calls) in kernels.items():
+        t = statistics.median(times[label])
+        print(f"{label + ':':24s} {flops / t / 1e9:8.2f} GFLOP/s  ({t * 1e3:.3f} ms; median of "
+              f"{args.rounds} rounds x {calls} calls; {np_t / t:.2f}x numpy)")
+    print(f"{'numpy:':24s} {flops / np_t / 1e9:8.2f} GFLOP/s  ({np_t * 1e3:.3f} ms; median of "
           f"{args.rounds} rounds x {np_calls} calls)")
-    print(f"tensorc / numpy: {np_t / tc_t:.2f}x")
     pressure = cpu_pressure()
     if pressure is not None:
         print(f"cpu pressure (/proc/pressure/cpu): {pressure}")

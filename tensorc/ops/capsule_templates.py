@@ -53,7 +53,7 @@ def _options(default, others):
 
 def _block_knob(cfg, B):
     cfg.define_knob("block", _options(capsule_schedule._block(B),
-                                             [b for b in (1, 2, 4, 8, 16) if b <= B]))
+                                      [b for b in (1, 2, 4, 8, 16) if b <= B]))
 
 
 def _routing_knobs(cfg, B, I, iterations):
