@@ -2,13 +2,13 @@
 
 The reduction of each op is one compute tagged "matmul" (matmul, batch_matmul, gemm) or
 "dense"; the right-hand operand is read through a packing compute (tag "matmul_pack")
-``BP[..., N/16, K, 16]`` -- 16-column panels that the CPU schedule's 6 x 16 register
-micro-kernel streams contiguously (for dense, the panels also transpose W) -- and, from
-``MIN_ROWS`` rows on, the left-hand one through another (tag "matmul_pack_rows")
-``AP[..., M/6, K, 6]``: the micro-kernel's six rows interleaved, so its broadcasts read one
-contiguous stream instead of six rows 4 KB apart (matmul 1024^3 ran 5-7% faster,
-benchmarks/RESULTS.md). A schedule that does not want a packing inlines it, which then reads
-the operand in place. Bias, alpha/beta scaling and gemm's C are elementwise epilogue computes
+``BP[..., N/P, K, P]`` -- P-column panels (``panel_width``: 16, or 32 with AVX-512) that the
+CPU schedule's register micro-kernel streams contiguously (for dense, the panels also
+transpose W) -- and, from ``MIN_ROWS`` rows on, the left-hand one through another (tag
+"matmul_pack_rows") ``AP[..., M/6, K, 6]``: the micro-kernel's six rows interleaved, so its
+broadcasts read one contiguous stream instead of six rows 4 KB apart (matmul 1024^3 ran 5-7%
+faster, benchmarks/RESULTS.md). A schedule that does not want a packing inlines it, which
+then reads the operand in place. Bias, alpha/beta scaling and gemm's C are elementwise epilogue computes
 (tag "broadcast") after the anchor.
 
 float16 products accumulate in float32 (the reduction, named ``<name>_acc``, is float32) and
@@ -20,7 +20,22 @@ from ..ir import dtype as dt
 from ..te.tensor import Tensor
 from .util import accumulation_dtype
 
+#: Columns per panel of the packed right-hand operand (``panel_width``): 16, two AVX2 vectors.
 PANEL = 16
+
+
+def panel_width(N):
+    """Columns per packed panel of a product with N columns: two native float32 vectors (32
+    with AVX-512) when N is at least that and a multiple of one vector, else ``PANEL``. The
+    micro-kernel's tile is one panel wide, so each broadcast element of A feeds two FMAs: on
+    the Zen 5 one broadcast per FMA caps a kernel at 78% of the FMA peak, and 12 x 32 tiles
+    ran 1024^3 at 490 against 431 GFLOP/s and BERT's 128 x 3072 x 768 at 434 against 348.
+    Where N leaves a partial vector in the last panel, that panel's guarded columns ran scalar
+    and 1000^3 fell to 265 (benchmarks/RESULTS.md, thirteenth session)."""
+    from .schedule_cpu import vector_lanes
+    lanes = vector_lanes("float32")
+    wide = 2 * lanes
+    return wide if wide > PANEL and N >= wide and N % lanes == 0 else PANEL
 
 #: Rows of the left-hand operand interleaved by its packing: the CPU micro-kernel's rows.
 ROWS = 6
@@ -57,17 +72,18 @@ def _bidx(batch_shape, idx):
 
 
 def _pack(op, name, bbatch, K, N, read, dtype):
-    """BP[*bbatch, ceil(N/16), K, 16] = read(*batch, k, j) (zero past N)."""
-    panels = -(-N // PANEL)
+    """BP[*bbatch, ceil(N/P), K, P] = read(*batch, k, j) (zero past N), P = panel_width(N)."""
+    width = panel_width(N)
+    panels = -(-N // width)
     zero = te.const(0, dtype)
 
     def f(*idx):
         *bidx, x, k, z = idx
-        j = x * PANEL + z
+        j = x * width + z
         v = read(tuple(bidx), k, j)
-        return te.if_then_else(j < N, v, zero) if N % PANEL else v
-    return te.compute(tuple(bbatch) + (panels, K, PANEL), f, name=f"{name}_pack",
-                      tag="matmul_pack", attrs={"panel": PANEL})
+        return te.if_then_else(j < N, v, zero) if N % width else v
+    return te.compute(tuple(bbatch) + (panels, K, width), f, name=f"{name}_pack",
+                      tag="matmul_pack", attrs={"panel": width})
 
 
 def _pack_rows(name, abatch, M, K, read, dtype):
@@ -93,6 +109,7 @@ def _product(op, tag, name, a_read, abatch, bp, bbatch, M, N, K, out_batch, in_d
     """The reduction, in the accumulation type of ``out_dtype``; a float16 result is the
     float32 sum rounded once by an elementwise stage after it (which the schedules inline)."""
     acc = accumulation_dtype(out_dtype)
+    width = bp.op.attrs["panel"]
     k = te.reduce_axis((0, K), name="k")
     read_a = a_read if M < MIN_ROWS else _rows_of(_pack_rows(name, abatch, M, K, a_read,
                                                              in_dtype))
@@ -100,9 +117,9 @@ def _product(op, tag, name, a_read, abatch, bp, bbatch, M, N, K, out_batch, in_d
     def f(*idx):
         *ob, i, j = idx
         x = read_a(_bidx(abatch, tuple(ob)), i, k)
-        y = bp[_bidx(bbatch, tuple(ob)) + (j // PANEL, k, j % PANEL)]
+        y = bp[_bidx(bbatch, tuple(ob)) + (j // width, k, j % width)]
         return te.sum(x.astype(acc) * y.astype(acc), axis=k)
-    info = {"M": M, "N": N, "K": K, "panel": PANEL}
+    info = {"M": M, "N": N, "K": K, "panel": width}
     info.update(attrs)
     shape = tuple(out_batch) + (M, N)
     if acc == out_dtype:

@@ -2,8 +2,9 @@
 
 The micro-kernel keeps 6 rows x 16 columns of C in 12 accumulators of 8 float lanes in AVX2
 registers (the BLIS Zen shape: 12 accumulators + operands fit the 16 ymm registers), or 12
-rows x 16 columns in 12 zmm registers with AVX-512 (``default_mr``), reading B from the
-16-wide column panels ``ops.matmul`` packs it into and A from its six-row interleaving.
+rows x 32 columns in 24 zmm registers with AVX-512 (``default_mr``; 12 x 16 where N is not a
+multiple of 16, ``ops.matmul.panel_width``), one packed column panel of B wide, A read from
+its six-row interleaving: each broadcast element of A feeds two vector FMAs.
 Products of fewer than 4 rows are matrix-vector products and skip the packing: 64-column
 blocks when B's rows are contiguous, 4 outputs x 16 partial sums (rfactor) when W's rows are
 (the batch-1 classifier).
@@ -35,22 +36,23 @@ def default_mr(M):
     return min(ROWS * groups, max(ROWS, -(-M // ROWS) * ROWS))
 
 
-def schedule_matmul(s, anchor, out=None, mr=None, nr=16, parallel="auto", unroll=True, cols=512,
-                    vec=64, kv=16):
+def schedule_matmul(s, anchor, out=None, mr=None, nr=None, parallel="auto", unroll=True,
+                    cols=512, vec=64, kv=16):
     """matmul / batch_matmul / dense / gemm (and an elementwise epilogue).
 
-    Row-blocked products (at least 4 rows): an mr x nr tile of the result accumulates in 12
-    vector registers over the whole K loop, reading the packed 16-column panels of B; the tile
+    Row-blocked products (at least 4 rows): an mr x nr tile of the result accumulates in
+    vector registers over the whole K loop, reading the packed column panels of B; the tile
     is computed at the output's tile, so the epilogue (bias, alpha/beta, C) is applied on the
     way out. Matrix-vector products (fewer rows) skip the packing: along contiguous B rows
     they vectorise the columns (64 per tile); along contiguous W rows (dense) they vectorise
     the reduction into 16 partial sums (rfactor) for 4 outputs at a time.
 
     The keyword arguments are the tuning knobs (``ops.templates``); their defaults are the
-    default schedule (``mr`` None: ``default_mr``). ``parallel``: "auto" (the outermost loop
-    worth it, when there is enough work), "outer" (the outermost loop whatever the work) or
-    "none"; ``unroll`` unrolls the register tile's rows; ``cols``/``vec`` are the column block
-    and vector of the B-row matrix-vector kernel, ``kv`` the partial sums of the W-row one.
+    default schedule (``mr`` None: ``default_mr``; ``nr`` None: one packed panel).
+    ``parallel``: "auto" (the outermost loop worth it, when there is enough work), "outer"
+    (the outermost loop whatever the work) or "none"; ``unroll`` unrolls the register tile's
+    rows; ``cols``/``vec`` are the column block and vector of the B-row matrix-vector kernel,
+    ``kv`` the partial sums of the W-row one.
     """
     if parallel not in ("auto", "outer", "none"):
         raise ValueError(f"schedule_matmul: parallel must be 'auto', 'outer' or 'none', "
@@ -125,6 +127,7 @@ def _outer_parallel(st, big, loop, work, parallel):
 def _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll):
     M = C.op.attrs["M"]
     mr = min(default_mr(M) if mr is None else mr, M)
+    nr = C.op.attrs["panel"] if nr is None else nr
     CC = local_accumulator(s, C, out)
     st = s[out]
     *batch, i, j = st.op.axis
@@ -152,7 +155,7 @@ def _schedule_matmul_packed(s, C, out, bp, mr, nr, parallel, unroll):
 def _schedule_pack(s, C, pack, parallel, inner):
     """An operand's packing (``ops.matmul``), computed once before the product, in parallel
     over its outer axes when the product is worth threads. ``inner`` is what its innermost
-    axis gets: "vectorize" for the 16 columns of a B panel, "unroll" for the 6 interleaved
+    axis gets: "vectorize" for the columns of a B panel, "unroll" for the 6 interleaved
     rows of A (each step reads one element of every row and writes them side by side)."""
     ps = s[pack]
     if ps.attach_type != "root" or ps.is_output:

@@ -70,8 +70,8 @@ def matmul_knobs(cfg, y, dtype):
         top = max(8, default_mr(M))
         knobs["mr"] = _define(cfg, "mr", min(default_mr(M), M),
                               [m for m in range(1, top + 1) if m <= M])
-        knobs["nr"] = _define(cfg, "nr", 16, [v for v in range(lanes, 65, lanes)
-                                              if v - lanes < N])
+        knobs["nr"] = _define(cfg, "nr", C.op.attrs["panel"],
+                              [v for v in range(lanes, 65, lanes) if v - lanes < N])
         knobs["unroll"] = _define(cfg, "unroll", True, [False])
     elif C.op.attrs.get("b_major", "j") == "j":
         knobs["cols"] = _define(cfg, "cols", 512, [64, 128, 256, 1024])

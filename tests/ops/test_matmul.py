@@ -1,5 +1,6 @@
 """matmul (numpy semantics), batch_matmul, dense and gemm against numpy, built with the default
-CPU schedule (register-blocked 6 x 16 tiles for 4+ rows, matrix-vector kernels below that),
+CPU schedule (register-blocked tiles one packed panel wide for 4+ rows, matrix-vector kernels
+below that),
 alone and with a fused epilogue. Sizes are odd (1, 3, 7, 13, 19, 37) so the row tail, the
 zero-padded column panel and the K tail all run; outputs start NaN-filled.
 """
@@ -196,3 +197,38 @@ def test_register_tile_rows_follow_the_register_file(monkeypatch, registers, exp
     from tensorc.ops import schedule_nn_matmul as SNM
     monkeypatch.setattr(SNM, "vector_registers", lambda: registers)
     assert [SNM.default_mr(m) for m in (5, 7, 13, 1024)] == expected
+
+
+@pytest.mark.parametrize("lanes, widths", [
+    (8, {16: 16, 32: 16, 48: 16, 768: 16, 1000: 16}),                # AVX2: always 16
+    (16, {16: 16, 32: 32, 40: 16, 48: 32, 768: 32, 1000: 16}),      # AVX-512
+])
+def test_panel_width_is_two_vectors_where_n_is_whole_vectors(monkeypatch, lanes, widths):
+    """Two native vectors per panel (each broadcast of A feeds two FMAs) when N is at least
+    that and a multiple of one vector; otherwise 16 columns, whose ragged tail runs well."""
+    from tensorc.ops import schedule_cpu
+    monkeypatch.setattr(schedule_cpu, "vector_lanes", lambda dtype: lanes)
+    assert {n: MM.panel_width(n) for n in widths} == widths
+
+
+@pytest.mark.parametrize("make", ["matmul", "dense", "batch_matmul"])
+def test_two_vector_panels_match_numpy(monkeypatch, make):
+    """32-column panels (forced by a 16-lane vector unit) with a half-empty last panel (N =
+    48), odd rows and K: the tile and the zero-padded pack give numpy's product."""
+    from tensorc.ops import schedule_cpu
+    monkeypatch.setattr(schedule_cpu, "vector_lanes", lambda dtype: 16)
+    M, N, K = 13, 48, 19
+    if make == "dense":
+        a, b = te.placeholder((M, K), name="x"), te.placeholder((N, K), name="w")
+        y = MM.dense(a, b)
+    elif make == "matmul":
+        a, b = te.placeholder((M, K), name="a"), te.placeholder((K, N), name="b")
+        y = MM.matmul(a, b)
+    else:
+        a, b = te.placeholder((2, M, K), name="a"), te.placeholder((2, K, N), name="b")
+        y = MM.batch_matmul(a, b)
+    pack = next(t for t in y.op.input_tensors if t.op.tag == "matmul_pack")
+    assert pack.shape[-1] == 32 and pack.shape[-3] == 2
+    feed = {a: rand(a.shape, seed=21), b: rand(b.shape, seed=22)}
+    bn = feed[b].T if make == "dense" else feed[b]
+    run(y, [a, b], feed, np.matmul(feed[a].astype(np.float64), bn))
