@@ -55,10 +55,11 @@ def vector_registers():
 
 
 def tile_rows(registers):
-    """Rows of a 16-column register tile with 12 accumulators (the 1x1 conv's and the matmul's
-    micro-kernels), given how many vector registers there are: 6 with 16 (two ymm per row,
-    BLIS's Zen shape), 12 with 32 (one zmm per row). On the Zen 5, 12 rows beat 6 in both
-    kernels and 16-24 were no better (benchmarks/RESULTS.md, "Twelfth session")."""
+    """Rows of the 1x1 conv's and the matmul's register tiles, given how many vector
+    registers there are: 6 with 16 (a 16-column tile is two ymm per row, BLIS's Zen shape), 12
+    with 32. On the Zen 5, 12 rows beat 6 in both kernels and 16-24 were no better
+    (benchmarks/RESULTS.md, "Twelfth session"); the matmul's tile is then 12 x 32 where N
+    allows (``ops.matmul.panel_width``), 24 zmm accumulators."""
     return registers * 3 // 8
 
 

@@ -5,8 +5,8 @@ Every ``schedule_<op>(s, anchor, out)`` schedules the op that returned ``anchor`
 its elementwise epilogue ending in ``out``, inside the larger schedule ``s``
 (``schedule_nn_fusion`` says how). The schedules live in modules by kind of op:
 
-- ``schedule_nn_matmul``: matmul, batch_matmul, dense, gemm -- 6 x 16 register tiles over
-  packed column panels, and matrix-vector kernels;
+- ``schedule_nn_matmul``: matmul, batch_matmul, dense, gemm -- register tiles one packed
+  column panel wide (6 x 16 with AVX2, 12 x 32 with AVX-512), and matrix-vector kernels;
 - ``schedule_nn_conv``: conv2d, conv1d, depthwise and transposed convolutions (NCHWc, 1x1 and
   depthwise kernels);
 - ``schedule_nn_pool``: window and global pooling, resize;
