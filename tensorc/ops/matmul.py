@@ -8,8 +8,8 @@ transpose W) -- and, from ``MIN_ROWS`` rows on, the left-hand one through anothe
 "matmul_pack_rows") ``AP[..., M/6, K, 6]``: the micro-kernel's six rows interleaved, so its
 broadcasts read one contiguous stream instead of six rows 4 KB apart (matmul 1024^3 ran 5-7%
 faster, benchmarks/RESULTS.md). A schedule that does not want a packing inlines it, which
-then reads the operand in place. Bias, alpha/beta scaling and gemm's C are elementwise epilogue computes
-(tag "broadcast") after the anchor.
+then reads the operand in place. Bias, alpha/beta scaling and gemm's C are elementwise
+epilogue computes (tag "broadcast") after the anchor.
 
 float16 products accumulate in float32 (the reduction, named ``<name>_acc``, is float32) and
 are rounded to float16 once, by an elementwise compute after it, as numpy and ONNX Runtime do;

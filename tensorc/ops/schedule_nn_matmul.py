@@ -2,9 +2,9 @@
 
 The micro-kernel keeps 6 rows x 16 columns of C in 12 accumulators of 8 float lanes in AVX2
 registers (the BLIS Zen shape: 12 accumulators + operands fit the 16 ymm registers), or 12
-rows x 32 columns in 24 zmm registers with AVX-512 (``default_mr``; 12 x 16 where N is not a
-multiple of 16, ``ops.matmul.panel_width``), one packed column panel of B wide, A read from
-its six-row interleaving: each broadcast element of A feeds two vector FMAs.
+rows x 32 columns in 24 zmm registers with AVX-512 (``default_mr``; 12 x 16 where N is below
+32 or not a multiple of 16, ``ops.matmul.panel_width``): one packed column panel of B wide, A
+read from its six-row interleaving, so each broadcast element of A feeds two vector FMAs.
 Products of fewer than 4 rows are matrix-vector products and skip the packing: 64-column
 blocks when B's rows are contiguous, 4 outputs x 16 partial sums (rfactor) when W's rows are
 (the batch-1 classifier).
