@@ -119,8 +119,9 @@ def main(argv=None) -> int:
     b = rng.random((K, N), dtype=np.float32)
     ref = a.astype(np.float64) @ b.astype(np.float64)
     kernels = {}
-    for label, make in (("tensorc, this schedule", matmul), ("tensorc, ops.matmul", library_matmul)):
-        sched, tensors = (s, arrays) if make is matmul else make(te, M, N, K)
+    builds = {"tensorc, this schedule": (s, arrays),
+              "tensorc, ops.matmul": library_matmul(te, M, N, K)}
+    for label, (sched, tensors) in builds.items():
         t0 = time.perf_counter()
         f = tc.build(sched, tensors, target="llvm", name="mmult")
         build = time.perf_counter() - t0
